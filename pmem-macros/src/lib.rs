@@ -1,0 +1,1 @@
+//! Procedural macros for pmem-typed. `derive(Persist)` is being built.

@@ -1,0 +1,3 @@
+//! Benchmarks of pmem-sys (being written).
+
+fn main() {}

@@ -1,0 +1,92 @@
+//! libpmem's per-thread "last error" text.
+//!
+//! Errors are returned as `std::io::Error` carrying the exact errno libpmem
+//! would set; the text (which names the failing step and path, as in
+//! `open /pool: No such file or directory`) is kept per thread, as
+//! `pmem_errormsg` does. It is never cleared, only replaced.
+
+use std::cell::RefCell;
+use std::ffi::{CStr, CString};
+use std::fmt::Display;
+use std::io;
+
+thread_local! {
+    static LAST: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// The text of the last error reported on this thread, or `""` if none.
+///
+/// # Examples
+///
+/// ```
+/// let err = pmem_sys::map_file("/nonexistent/pool", 0, pmem_sys::MapFlags::empty(), 0)
+///     .unwrap_err();
+/// assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+/// assert!(pmem_sys::errormsg().contains("/nonexistent/pool"));
+/// ```
+#[must_use]
+pub fn errormsg() -> String {
+    LAST.with(|last| last.borrow().to_string_lossy().into_owned())
+}
+
+/// Calls `f` with the last error text as a C string (for the C ABI, which
+/// hands out a pointer valid until the next error on this thread).
+#[cfg_attr(not(feature = "capi"), allow(dead_code))]
+pub(crate) fn with_errormsg<R>(f: impl FnOnce(&CStr) -> R) -> R {
+    LAST.with(|last| f(&last.borrow()))
+}
+
+/// Replaces this thread's last error text.
+pub(crate) fn set(message: impl Display) {
+    let text = message.to_string().replace('\0', "\\0");
+    // The replacement above removed every NUL, so this cannot fail.
+    if let Ok(text) = CString::new(text) {
+        LAST.with(|last| *last.borrow_mut() = text);
+    }
+}
+
+/// Records `context: <strerror(errno)>` and returns `err` unchanged.
+pub(crate) fn os(context: impl Display, err: io::Error) -> io::Error {
+    set(format_args!("{context}: {}", strerror(&err)));
+    err
+}
+
+/// Records `message` and returns an error with errno `errno`.
+pub(crate) fn errno(errno: i32, message: impl Display) -> io::Error {
+    set(message);
+    io::Error::from_raw_os_error(errno)
+}
+
+/// The C library's text for an error, without std's " (os error N)" suffix.
+pub(crate) fn strerror(err: &io::Error) -> String {
+    let text = err.to_string();
+    match (err.raw_os_error(), text.rfind(" (os error ")) {
+        (Some(_), Some(cut)) => text[..cut].to_owned(),
+        _ => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_thread_and_replaced() {
+        set("first");
+        let err = os("open /x", io::Error::from_raw_os_error(libc::ENOENT));
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+        assert_eq!(errormsg(), "open /x: No such file or directory");
+        std::thread::spawn(|| assert_eq!(errormsg(), ""))
+            .join()
+            .unwrap();
+        let err = errno(libc::EINVAL, "invalid flag specified 0x10");
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+        with_errormsg(|c| assert_eq!(c.to_str().unwrap(), "invalid flag specified 0x10"));
+    }
+
+    #[test]
+    fn nul_bytes_do_not_lose_the_message() {
+        set("a\0b");
+        assert_eq!(errormsg(), "a\\0b");
+    }
+}

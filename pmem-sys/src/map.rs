@@ -1,0 +1,411 @@
+//! `pmem_map_file`: open or create a file (or Device DAX) and map it shared,
+//! with libpmem's checks, errno values and sizing rules.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use crate::errormsg;
+use crate::flags::MapFlags;
+use crate::registry::{RangeKind, Registry};
+use crate::sys;
+use crate::sysfs::Sysfs;
+
+const MIB: usize = 1 << 20;
+const GIB: usize = 1 << 30;
+
+/// A mapping made by [`map_file`]: where it is, how long, and whether it is
+/// persistent memory. It is not unmapped on drop; see [`Mapping`](crate::Mapping)
+/// for the owning type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawMapping {
+    /// Start of the mapping (page-aligned).
+    pub addr: *mut u8,
+    /// Length of the mapping: the requested length, or the file's size.
+    pub len: usize,
+    /// Whether the whole mapping is persistent memory ([`is_pmem`](crate::raw::is_pmem)).
+    pub is_pmem: bool,
+}
+
+/// What kind of file a path names.
+enum FileKind {
+    /// A regular file, a directory, or nothing yet.
+    Normal,
+    /// A Device DAX character device.
+    DeviceDax { major: u32, minor: u32 },
+}
+
+/// Maps a file as libpmem's `pmem_map_file` does.
+///
+/// - Without [`MapFlags::CREATE`], `len` must be 0 and the whole file is mapped.
+/// - With `CREATE`, the file is created if needed (`mode` applies) and sized to
+///   `len`, growing or shrinking it, with its blocks allocated unless
+///   [`MapFlags::SPARSE`]. With [`MapFlags::EXCL`] it must not exist already.
+/// - With `CREATE | TMPFILE`, `path` is a directory and the file is unnamed.
+/// - A Device DAX path maps the whole device; `len` is 0 or its exact size.
+///
+/// The mapping is shared and writable; it uses `MAP_SYNC` when the file
+/// system supports it, and is placed at a 2 MiB boundary (1 GiB for 2 GiB and
+/// more) so that the kernel can use huge pages.
+///
+/// # Errors
+///
+/// The errno libpmem sets, as [`io::Error::raw_os_error`]: `EINVAL` for bad
+/// flags or lengths and for unsupported file types, the errno of `open`,
+/// `ftruncate`, `posix_fallocate` or `mmap` otherwise. On error, a file this
+/// call created with `CREATE | EXCL` is removed. [`errormsg`](crate::errormsg)
+/// describes the failure.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{MapFlags, map_file, raw};
+/// let dir = tempfile::tempdir()?;
+/// let m = map_file(dir.path().join("pool"), 1 << 20, MapFlags::CREATE, 0o600)?;
+/// assert_eq!(m.len, 1 << 20);
+/// // SAFETY: the mapping is ours and nothing else uses it.
+/// unsafe { raw::unmap(m.addr, m.len)? };
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn map_file(
+    path: impl AsRef<Path>,
+    len: usize,
+    flags: MapFlags,
+    mode: u32,
+) -> io::Result<RawMapping> {
+    map_file_with_sysfs(path.as_ref(), len, flags, mode, Sysfs::system())
+}
+
+/// [`map_file`] reading platform facts from `sysfs` instead of `/sys`.
+///
+/// # Errors
+/// As for [`map_file`].
+pub fn map_file_with_sysfs(
+    path: &Path,
+    len: usize,
+    flags: MapFlags,
+    mode: u32,
+    sysfs: &Sysfs,
+) -> io::Result<RawMapping> {
+    let kind = file_kind(path, sysfs)?;
+
+    let unknown = flags.bits() & !MapFlags::all().bits();
+    if unknown != 0 {
+        return Err(errormsg::errno(
+            libc::EINVAL,
+            format_args!("invalid flag specified {unknown:#x}"),
+        ));
+    }
+
+    let (flags, len) = match kind {
+        FileKind::Normal => (flags, len),
+        FileKind::DeviceDax { major, minor } => {
+            if !(MapFlags::CREATE | MapFlags::SPARSE).contains(flags) {
+                return Err(errormsg::errno(
+                    libc::EINVAL,
+                    format_args!("flag unsupported for Device DAX {:#x}", flags.bits()),
+                ));
+            }
+            let size = sysfs.device_dax_size(major, minor).map_err(|e| {
+                errormsg::errno(
+                    libc::EINVAL,
+                    format_args!("unable to read Device DAX size: {e}"),
+                )
+            })?;
+            if len != 0 && len as u64 != size {
+                return Err(errormsg::errno(
+                    libc::EINVAL,
+                    format_args!(
+                        "Device DAX length must be either 0 or the exact size of the device: {size}"
+                    ),
+                ));
+            }
+            (MapFlags::empty(), 0)
+        }
+    };
+
+    let create = flags.contains(MapFlags::CREATE);
+    if create && i64::try_from(len).is_err() {
+        return Err(errormsg::errno(
+            libc::EINVAL,
+            format_args!("invalid file length {len}"),
+        ));
+    }
+    if len != 0 && !create {
+        return Err(errormsg::errno(
+            libc::EINVAL,
+            "non-zero 'len' not allowed without PMEM_FILE_CREATE",
+        ));
+    }
+    if len == 0 && create {
+        return Err(errormsg::errno(
+            libc::EINVAL,
+            "zero 'len' not allowed with PMEM_FILE_CREATE",
+        ));
+    }
+    if flags.contains(MapFlags::TMPFILE) && !create {
+        return Err(errormsg::errno(
+            libc::EINVAL,
+            "PMEM_FILE_TMPFILE not allowed without PMEM_FILE_CREATE",
+        ));
+    }
+
+    let excl = flags.contains(MapFlags::EXCL);
+    let (file, remove_on_error) = if flags.contains(MapFlags::TMPFILE) {
+        (open_tmpfile(path, excl)?, false)
+    } else {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .custom_flags(if excl { libc::O_EXCL } else { 0 })
+            .mode(mode)
+            .open(path)
+            .map_err(|e| errormsg::os(format_args!("open {}", path.display()), e))?;
+        (file, create && excl)
+    };
+
+    let result = size_and_map(&file, path, len, flags, &kind, sysfs);
+    if result.is_err() && remove_on_error {
+        // Best effort: the error being reported matters more than this one.
+        let _ = fs::remove_file(path);
+    }
+    result
+}
+
+/// Classifies `path` as libpmem does: a missing file is "normal" (it may be
+/// created), regular files and directories are normal, a character device
+/// must be a Device DAX, anything else is `EINVAL`.
+fn file_kind(path: &Path, sysfs: &Sysfs) -> io::Result<FileKind> {
+    let meta = match fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(FileKind::Normal),
+        Err(e) => return Err(errormsg::os(format_args!("stat {}", path.display()), e)),
+    };
+    let file_type = meta.file_type();
+    if file_type.is_file() || file_type.is_dir() {
+        return Ok(FileKind::Normal);
+    }
+    if file_type.is_char_device() {
+        let (major, minor) = sys::device_numbers(meta.rdev());
+        return match sysfs.is_device_dax(major, minor) {
+            Ok(true) => Ok(FileKind::DeviceDax { major, minor }),
+            Ok(false) => Err(errormsg::errno(
+                libc::EINVAL,
+                format_args!(
+                    "{} is a character device but not a Device DAX",
+                    path.display()
+                ),
+            )),
+            Err(e) => Err(errormsg::os(
+                format_args!(
+                    "realpath {}/dev/char/{major}:{minor}/subsystem",
+                    sysfs.root().display()
+                ),
+                e,
+            )),
+        };
+    }
+    Err(errormsg::errno(
+        libc::EINVAL,
+        format_args!(
+            "{} is neither a file, a directory nor a Device DAX",
+            path.display()
+        ),
+    ))
+}
+
+/// An unnamed file in directory `dir`: `O_TMPFILE`, or an unlinked `mkstemp`
+/// file where the file system lacks it.
+fn open_tmpfile(dir: &Path, excl: bool) -> io::Result<File> {
+    let opened = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE | if excl { libc::O_EXCL } else { 0 })
+        .mode(0o600)
+        .open(dir);
+    match opened {
+        Ok(file) => Ok(file),
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => sys::mkstemp_unlinked(dir)
+            .map_err(|e| errormsg::os(format_args!("mkstemp in {}", dir.display()), e)),
+        Err(e) => Err(errormsg::os(format_args!("open {}", dir.display()), e)),
+    }
+}
+
+/// Sizes the open file as `flags` ask, maps it and registers the mapping.
+fn size_and_map(
+    file: &File,
+    path: &Path,
+    len: usize,
+    flags: MapFlags,
+    kind: &FileKind,
+    sysfs: &Sysfs,
+) -> io::Result<RawMapping> {
+    let len = if flags.contains(MapFlags::CREATE) {
+        file.set_len(len as u64)
+            .map_err(|e| errormsg::os("ftruncate", e))?;
+        if !flags.contains(MapFlags::SPARSE) {
+            sys::fallocate(file, len as u64).map_err(|e| errormsg::os("posix_fallocate", e))?;
+        }
+        len
+    } else {
+        let size = match kind {
+            FileKind::Normal => file.metadata().map(|m| m.len()),
+            FileKind::DeviceDax { major, minor } => sysfs.device_dax_size(*major, *minor),
+        }
+        .map_err(|e| errormsg::os(format_args!("stat {}", path.display()), e))?;
+        usize::try_from(size).map_err(|_| {
+            errormsg::errno(
+                libc::EFBIG,
+                format_args!("{} is too large to map", path.display()),
+            )
+        })?
+    };
+    if len == 0 {
+        return Err(errormsg::errno(
+            libc::EINVAL,
+            format_args!("{} is empty", path.display()),
+        ));
+    }
+
+    let required_align = match kind {
+        FileKind::DeviceDax { major, minor } => sysfs.device_dax_alignment(*major, *minor),
+        FileKind::Normal => None,
+    };
+    let hint = placement_hint(len, required_align.and_then(|a| usize::try_from(a).ok()));
+
+    let (addr, map_sync) =
+        match sys::mmap_shared(hint, len, libc::MAP_SHARED_VALIDATE | libc::MAP_SYNC, file) {
+            Ok(addr) => (addr, true),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
+                let addr = sys::mmap_shared(hint, len, libc::MAP_SHARED, file)
+                    .map_err(|e| errormsg::os("mmap", e))?;
+                (addr, false)
+            }
+            Err(e) => return Err(errormsg::os("mmap", e)),
+        };
+
+    let registered = match kind {
+        FileKind::DeviceDax { major, minor } => {
+            // Without a region the deep flush falls back to msync, as for files.
+            let deep_flush = sysfs.region_deep_flush(*major, *minor).unwrap_or_default();
+            Some(RangeKind::DeviceDax {
+                deep_flush: Arc::new(deep_flush),
+            })
+        }
+        FileKind::Normal if map_sync => Some(RangeKind::MapSync),
+        FileKind::Normal => None,
+    };
+    if let Some(range_kind) = registered {
+        Registry::global().register(addr as usize, len, range_kind);
+    }
+    let is_pmem = crate::raw::is_pmem(addr, len);
+    Ok(RawMapping { addr, len, is_pmem })
+}
+
+/// Where to ask the kernel to put a mapping of `len` bytes: a free spot
+/// aligned to 2 MiB (1 GiB for 2 GiB and more, or the device's alignment if
+/// larger), or above `PMEM_MMAP_HINT` if that is set. 0 means no preference.
+fn placement_hint(len: usize, required_align: Option<usize>) -> usize {
+    let default_align = if len >= 2 * GIB { GIB } else { 2 * MIB };
+    let align = required_align
+        .filter(|a| a.is_power_of_two())
+        .map_or(default_align, |a| a.max(default_align));
+    if let Some(base) = env_hint() {
+        return unused_range_above(base, len, align, &proc_maps()).unwrap_or(0);
+    }
+    let Some(reserve) = len.checked_add(align) else {
+        return 0;
+    };
+    sys::free_address_space(reserve)
+        .and_then(|addr| addr.checked_next_multiple_of(align))
+        .unwrap_or(0)
+}
+
+/// `PMEM_MMAP_HINT`, read once: a hexadecimal address, as libpmem parses it.
+fn env_hint() -> Option<usize> {
+    static HINT: OnceLock<Option<usize>> = OnceLock::new();
+    *HINT.get_or_init(|| {
+        let text = std::env::var("PMEM_MMAP_HINT").ok()?;
+        let text = text.trim_start();
+        let hex = text
+            .strip_prefix("0x")
+            .or_else(|| text.strip_prefix("0X"))
+            .unwrap_or(text);
+        let digits: String = hex.chars().take_while(char::is_ascii_hexdigit).collect();
+        usize::from_str_radix(&digits, 16).ok()
+    })
+}
+
+/// The mapped ranges of this process, from `/proc/self/maps`, in address order.
+fn proc_maps() -> Vec<(usize, usize)> {
+    let text = fs::read_to_string(PathBuf::from("/proc/self/maps")).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let range = line.split_whitespace().next()?;
+            let (start, end) = range.split_once('-')?;
+            Some((
+                usize::from_str_radix(start, 16).ok()?,
+                usize::from_str_radix(end, 16).ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// The lowest `align`-aligned address at or above `base` where `len` bytes
+/// fit between the `mapped` ranges (sorted by address).
+fn unused_range_above(
+    base: usize,
+    len: usize,
+    align: usize,
+    mapped: &[(usize, usize)],
+) -> Option<usize> {
+    let mut candidate = base.checked_next_multiple_of(align)?;
+    for &(start, end) in mapped {
+        if end <= candidate {
+            continue;
+        }
+        if start >= candidate.checked_add(len)? {
+            break;
+        }
+        candidate = end.checked_next_multiple_of(align)?;
+    }
+    candidate.checked_add(len).map(|_| candidate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unused_range_skips_mappings() {
+        let maps = [(0x1000, 0x3000), (0x200000, 0x300000), (0x400000, 0x500000)];
+        assert_eq!(unused_range_above(0x0, 0x1000, 0x1000, &maps), Some(0x0));
+        assert_eq!(
+            unused_range_above(0x1000, 0x1000, 0x1000, &maps),
+            Some(0x3000)
+        );
+        assert_eq!(
+            unused_range_above(0x0, 0x200000, 0x200000, &maps),
+            Some(0x600000)
+        );
+        assert_eq!(
+            unused_range_above(0x300000, 0x100000, 0x100000, &maps),
+            Some(0x300000)
+        );
+        assert_eq!(
+            unused_range_above(usize::MAX - 10, 0x1000, 0x1000, &maps),
+            None
+        );
+    }
+
+    #[test]
+    fn hint_is_aligned() {
+        let hint = placement_hint(4 * MIB, None);
+        assert!(hint.is_multiple_of(2 * MIB), "{hint:#x}");
+        let hint = placement_hint(4 * MIB, Some(GIB));
+        assert!(hint.is_multiple_of(GIB), "{hint:#x}");
+    }
+}

@@ -1,0 +1,394 @@
+//! [`Mapping`]: an owned, bounds-checked mapping of a file.
+
+use std::fmt;
+use std::io;
+use std::ops::{Bound, Range, RangeBounds};
+use std::path::Path;
+use std::ptr::NonNull;
+
+use crate::engine::Engine;
+use crate::flags::{CopyFlags, MapFlags};
+use crate::map::{RawMapping, map_file};
+use crate::raw;
+
+/// A byte range that does not fit in a mapping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutOfBounds {
+    /// The requested start offset.
+    pub start: usize,
+    /// The requested end offset (exclusive); `None` if it overflowed.
+    pub end: Option<usize>,
+    /// The mapping's length.
+    pub len: usize,
+}
+
+impl fmt::Display for OutOfBounds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.end {
+            Some(end) => write!(
+                f,
+                "range {}..{end} is outside the mapping of {} bytes",
+                self.start, self.len
+            ),
+            None => write!(f, "range starting at {} overflows", self.start),
+        }
+    }
+}
+
+impl std::error::Error for OutOfBounds {}
+
+impl From<OutOfBounds> for io::Error {
+    fn from(e: OutOfBounds) -> Self {
+        io::Error::new(io::ErrorKind::InvalidInput, e)
+    }
+}
+
+/// A shared, writable mapping of a file, unmapped on drop.
+///
+/// All access is bounds-checked: offsets and ranges are relative to the
+/// start of the mapping. Writes take `&mut self`, so a `Mapping` shared
+/// between threads (it is `Send + Sync`) is only ever read through it.
+///
+/// What the type cannot prevent: other processes (or other mappings of the
+/// same file) changing the bytes underneath it, and a file truncated by
+/// someone else, which makes access fault with `SIGBUS`. Bytes are plain
+/// bytes, so the former can only produce unexpected values, never invalid
+/// ones.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{CopyFlags, Mapping};
+/// let dir = tempfile::tempdir()?;
+/// let mut m = Mapping::create(dir.path().join("pool"), 4096)?;
+/// m.write(100, b"hello", CopyFlags::empty())?;   // copied and persisted
+/// let mut back = [0u8; 5];
+/// m.read(100, &mut back)?;
+/// assert_eq!(&back, b"hello");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Mapping {
+    // INVARIANT: `ptr..ptr + len` is a live shared read/write mapping owned by
+    // this value alone, `len > 0`.
+    ptr: NonNull<u8>,
+    len: usize,
+    is_pmem: bool,
+}
+
+// SAFETY: the mapping is plain memory owned by this value; it has no thread
+// affinity, and mutation requires `&mut self`.
+unsafe impl Send for Mapping {}
+// SAFETY: every `&self` method only reads the mapping or flushes caches.
+unsafe impl Sync for Mapping {}
+
+impl fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mapping")
+            .field("addr", &self.ptr)
+            .field("len", &self.len)
+            .field("is_pmem", &self.is_pmem)
+            .finish()
+    }
+}
+
+impl Mapping {
+    /// Creates (or resizes) the file at `path` to `len` bytes and maps it.
+    ///
+    /// # Errors
+    /// As for [`map_file`] with [`MapFlags::CREATE`].
+    pub fn create(path: impl AsRef<Path>, len: usize) -> io::Result<Self> {
+        Self::map(path, len, MapFlags::CREATE, 0o666)
+    }
+
+    /// Creates the file at `path`, which must not exist, with `len` bytes, and maps it.
+    ///
+    /// # Errors
+    /// `EEXIST` if the file exists; otherwise as for [`map_file`].
+    pub fn create_new(path: impl AsRef<Path>, len: usize) -> io::Result<Self> {
+        Self::map(path, len, MapFlags::CREATE | MapFlags::EXCL, 0o666)
+    }
+
+    /// Maps the whole existing file (or Device DAX) at `path`.
+    ///
+    /// # Errors
+    /// As for [`map_file`] without flags: `ENOENT`, `EINVAL` for an empty file, ...
+    pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
+        Self::map(path, 0, MapFlags::empty(), 0)
+    }
+
+    /// Maps an unnamed temporary file of `len` bytes in directory `dir`.
+    ///
+    /// # Errors
+    /// As for [`map_file`] with [`MapFlags::TMPFILE`].
+    pub fn tmpfile(dir: impl AsRef<Path>, len: usize) -> io::Result<Self> {
+        Self::map(dir, len, MapFlags::CREATE | MapFlags::TMPFILE, 0o600)
+    }
+
+    /// [`map_file`] with any flags, owning the result.
+    ///
+    /// # Errors
+    /// As for [`map_file`].
+    pub fn map(path: impl AsRef<Path>, len: usize, flags: MapFlags, mode: u32) -> io::Result<Self> {
+        let raw = map_file(path, len, flags, mode)?;
+        // SAFETY: `map_file` just made this mapping and nothing else owns it.
+        Ok(unsafe { Self::from_raw(raw) })
+    }
+
+    /// Takes ownership of a mapping made by [`map_file`].
+    ///
+    /// # Safety
+    /// `raw` came from [`map_file`] (or [`Mapping::into_raw`]), is still mapped,
+    /// and nothing else will use or unmap it.
+    pub unsafe fn from_raw(raw: RawMapping) -> Self {
+        debug_assert!(raw.len > 0);
+        // INVARIANT: the caller hands over a live mapping of `raw.len > 0` bytes.
+        Self {
+            ptr: NonNull::new(raw.addr).unwrap_or_else(|| null_mapping()),
+            len: raw.len,
+            is_pmem: raw.is_pmem,
+        }
+    }
+
+    /// Gives up ownership without unmapping.
+    #[must_use]
+    pub fn into_raw(self) -> RawMapping {
+        let raw = RawMapping {
+            addr: self.ptr.as_ptr(),
+            len: self.len,
+            is_pmem: self.is_pmem,
+        };
+        std::mem::forget(self);
+        raw
+    }
+
+    /// Length in bytes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Always `false`: mappings are never empty. (For API symmetry with `len`.)
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether the mapping is persistent memory (see [`raw::is_pmem`]).
+    /// If not, [`msync`](Self::msync) is what makes data durable.
+    #[must_use]
+    pub fn is_pmem(&self) -> bool {
+        self.is_pmem
+    }
+
+    /// Start of the mapping.
+    #[must_use]
+    pub fn as_ptr(&self) -> *const u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// Start of the mapping, for writing.
+    #[must_use]
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// The mapped bytes.
+    #[must_use]
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: the invariant makes `ptr..ptr + len` live, readable memory
+        // for as long as `self` is borrowed; writes need `&mut self`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// The mapped bytes, for writing. Flush what you change
+    /// ([`persist`](Self::persist)) to make it durable.
+    #[must_use]
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as for `as_slice`; `&mut self` makes the borrow exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// Checks `range` against the mapping and resolves it to offsets.
+    ///
+    /// # Errors
+    /// [`OutOfBounds`] if the range extends past the end.
+    pub fn check_range(&self, range: impl RangeBounds<usize>) -> Result<Range<usize>, OutOfBounds> {
+        let start = match range.start_bound() {
+            Bound::Included(&s) => s,
+            Bound::Excluded(&s) => s.checked_add(1).ok_or(OutOfBounds {
+                start: s,
+                end: None,
+                len: self.len,
+            })?,
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&e) => e.checked_add(1),
+            Bound::Excluded(&e) => Some(e),
+            Bound::Unbounded => Some(self.len),
+        };
+        match end {
+            Some(end) if start <= end && end <= self.len => Ok(start..end),
+            _ => Err(OutOfBounds {
+                start,
+                end,
+                len: self.len,
+            }),
+        }
+    }
+
+    fn checked_at(&self, offset: usize, len: usize) -> Result<*mut u8, OutOfBounds> {
+        let end = offset.checked_add(len);
+        match end {
+            Some(end) if end <= self.len => Ok(self.ptr.as_ptr().wrapping_add(offset)),
+            _ => Err(OutOfBounds {
+                start: offset,
+                end,
+                len: self.len,
+            }),
+        }
+    }
+
+    /// Copies `buf.len()` bytes at `offset` into `buf`.
+    ///
+    /// # Errors
+    /// [`OutOfBounds`] if the bytes are not all in the mapping.
+    pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), OutOfBounds> {
+        let src = self.checked_at(offset, buf.len())?;
+        // SAFETY: `src..src + buf.len()` is inside the mapping (checked); `buf`
+        // is a distinct Rust allocation, so they do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    /// Copies `data` to `offset` with libpmem's `pmem_memcpy`: durable on
+    /// return unless `flags` contain `NODRAIN` or `NOFLUSH`.
+    ///
+    /// # Errors
+    /// [`OutOfBounds`] if the destination is not all in the mapping.
+    pub fn write(
+        &mut self,
+        offset: usize,
+        data: &[u8],
+        flags: CopyFlags,
+    ) -> Result<(), OutOfBounds> {
+        let dst = self.checked_at(offset, data.len())?;
+        // SAFETY: the destination is inside the mapping (checked), which
+        // `&mut self` lets us write; `data` is readable for its length.
+        unsafe { Engine::global().memcpy(dst, data.as_ptr(), data.len(), flags) };
+        Ok(())
+    }
+
+    /// Fills `range` with `byte` with `pmem_memset`.
+    ///
+    /// # Errors
+    /// [`OutOfBounds`] if the range is not all in the mapping.
+    pub fn fill(
+        &mut self,
+        range: impl RangeBounds<usize>,
+        byte: u8,
+        flags: CopyFlags,
+    ) -> Result<(), OutOfBounds> {
+        let range = self.check_range(range)?;
+        let dst = self.ptr.as_ptr().wrapping_add(range.start);
+        // SAFETY: the range is inside the mapping (checked) and `&mut self` lets us write it.
+        unsafe { Engine::global().memset(dst, byte, range.len(), flags) };
+        Ok(())
+    }
+
+    /// Copies the bytes of `src` to `dest` within the mapping with
+    /// `pmem_memmove` (the two may overlap).
+    ///
+    /// # Errors
+    /// [`OutOfBounds`] if either range is not all in the mapping.
+    pub fn copy_within(
+        &mut self,
+        src: impl RangeBounds<usize>,
+        dest: usize,
+        flags: CopyFlags,
+    ) -> Result<(), OutOfBounds> {
+        let src = self.check_range(src)?;
+        let dst = self.checked_at(dest, src.len())?;
+        let from = self.ptr.as_ptr().wrapping_add(src.start);
+        // SAFETY: both ranges are inside the mapping (checked); memmove allows overlap.
+        unsafe { Engine::global().memmove(dst, from, src.len(), flags) };
+        Ok(())
+    }
+
+    /// Writes back the cache lines of `range` without waiting; see [`drain`](Self::drain).
+    ///
+    /// # Errors
+    /// [`OutOfBounds`] if the range is not all in the mapping.
+    pub fn flush(&self, range: impl RangeBounds<usize>) -> Result<(), OutOfBounds> {
+        let range = self.check_range(range)?;
+        // SAFETY: the range is inside the live mapping (checked).
+        unsafe { Engine::global().flush(self.ptr.as_ptr().wrapping_add(range.start), range.len()) };
+        Ok(())
+    }
+
+    /// Waits for earlier flushes to complete ([`raw::drain`]).
+    pub fn drain(&self) {
+        Engine::global().drain();
+    }
+
+    /// Makes `range` durable by flushing and draining: for persistent memory.
+    /// Use [`msync`](Self::msync) for mappings that are not.
+    ///
+    /// # Errors
+    /// [`OutOfBounds`] if the range is not all in the mapping.
+    pub fn persist(&self, range: impl RangeBounds<usize>) -> Result<(), OutOfBounds> {
+        let range = self.check_range(range)?;
+        // SAFETY: the range is inside the live mapping (checked).
+        unsafe {
+            Engine::global().persist(self.ptr.as_ptr().wrapping_add(range.start), range.len())
+        };
+        Ok(())
+    }
+
+    /// Makes `range` durable with `msync`: works for every mapping.
+    ///
+    /// # Errors
+    /// [`OutOfBounds`], or `msync`'s errno.
+    pub fn msync(&self, range: impl RangeBounds<usize>) -> io::Result<()> {
+        let range = self.check_range(range)?;
+        raw::msync(self.ptr.as_ptr().wrapping_add(range.start), range.len())
+    }
+
+    /// Persists `range` in whichever way this mapping needs: flush and drain
+    /// for persistent memory, `msync` otherwise.
+    ///
+    /// # Errors
+    /// As for [`msync`](Self::msync).
+    pub fn sync(&self, range: impl RangeBounds<usize>) -> io::Result<()> {
+        if self.is_pmem {
+            Ok(self.persist(range)?)
+        } else {
+            self.msync(range)
+        }
+    }
+
+    /// [`raw::deep_persist`] on `range`.
+    ///
+    /// # Errors
+    /// [`OutOfBounds`], or the error of the deep drain.
+    pub fn deep_persist(&self, range: impl RangeBounds<usize>) -> io::Result<()> {
+        let range = self.check_range(range)?;
+        // SAFETY: the range is inside the live mapping (checked).
+        unsafe { raw::deep_persist(self.ptr.as_ptr().wrapping_add(range.start), range.len()) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the invariant makes the mapping ours alone, and it is being
+        // dropped, so nothing uses it any more. An error (which cannot happen
+        // for a live page-aligned mapping) leaves only a leak.
+        let _ = unsafe { raw::unmap(self.ptr.as_ptr(), self.len) };
+    }
+}
+
+#[cold]
+#[track_caller]
+fn null_mapping() -> ! {
+    panic!("Mapping::from_raw: null address")
+}

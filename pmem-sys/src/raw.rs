@@ -1,0 +1,356 @@
+//! libpmem's functions, one for one, for callers who manage memory
+//! themselves. The safe [`Mapping`](crate::Mapping) is built on these.
+//!
+//! | libpmem | here |
+//! |---|---|
+//! | `pmem_map_file` | [`map_file`](crate::map_file) |
+//! | `pmem_unmap` | [`unmap`] |
+//! | `pmem_is_pmem` | [`is_pmem`] |
+//! | `pmem_flush`, `pmem_drain`, `pmem_persist` | [`flush`], [`drain`], [`persist`] |
+//! | `pmem_msync` | [`msync`] |
+//! | `pmem_deep_flush`, `pmem_deep_drain`, `pmem_deep_persist` | [`deep_flush`], [`deep_drain`], [`deep_persist`] |
+//! | `pmem_has_hw_drain`, `pmem_has_auto_flush` | [`has_hw_drain`], [`has_auto_flush`] |
+//! | `pmem_memmove`, `pmem_memcpy`, `pmem_memset` | [`memmove`], [`memcpy`], [`memset`] |
+//! | `..._persist`, `..._nodrain` | [`memcpy_persist`], [`memmove_nodrain`], ... |
+//! | `pmem_check_version`, `pmem_errormsg` | [`check_version`], [`errormsg`](crate::errormsg) |
+
+use std::io;
+use std::sync::OnceLock;
+
+use crate::config::parse_c_integer;
+use crate::engine::Engine;
+use crate::errormsg;
+use crate::flags::CopyFlags;
+use crate::registry::{RangeKind, Registry};
+use crate::sys;
+use crate::sysfs::{AutoFlush, Sysfs};
+
+/// libpmem's major version, as in `libpmem.h`.
+pub const MAJOR_VERSION: u32 = 1;
+/// libpmem's minor version, as in `libpmem.h`.
+pub const MINOR_VERSION: u32 = 1;
+
+/// What `PMEM_IS_PMEM_FORCE` says, read once.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Forced {
+    Never,
+    Always,
+    Detect,
+}
+
+fn forced() -> Forced {
+    static FORCED: OnceLock<Forced> = OnceLock::new();
+    *FORCED.get_or_init(|| match std::env::var("PMEM_IS_PMEM_FORCE") {
+        // libpmem parses the value with atoi().
+        Ok(value) => match parse_c_integer(&value) {
+            0 => Forced::Never,
+            1 => Forced::Always,
+            _ => Forced::Detect,
+        },
+        Err(_) => Forced::Detect,
+    })
+}
+
+/// Whether all of `[addr, addr + len)` is persistent memory: mapped with
+/// `MAP_SYNC` or from a Device DAX, so that flushing from user space makes
+/// stores durable. `len == 0` is never persistent memory.
+///
+/// `PMEM_IS_PMEM_FORCE=1` makes every non-empty range persistent memory (to
+/// exercise the flush path on ordinary files), `=0` none. Thread-safe.
+///
+/// # Examples
+///
+/// ```
+/// let on_stack = [0u8; 64];
+/// if std::env::var_os("PMEM_IS_PMEM_FORCE").is_none() {
+///     assert!(!pmem_sys::raw::is_pmem(on_stack.as_ptr(), on_stack.len()));
+/// }
+/// assert!(!pmem_sys::raw::is_pmem(on_stack.as_ptr(), 0));
+/// ```
+#[must_use]
+pub fn is_pmem(addr: *const u8, len: usize) -> bool {
+    if len == 0 {
+        return false;
+    }
+    match forced() {
+        Forced::Never => false,
+        Forced::Always => true,
+        Forced::Detect => Registry::global().covers(addr as usize, len),
+    }
+}
+
+/// Writes back the cache lines of `[addr, addr + len)` without waiting
+/// (nothing on platforms whose caches are persistent). Follow with [`drain`].
+///
+/// # Safety
+/// The range is mapped (readable).
+#[inline]
+pub unsafe fn flush(addr: *const u8, len: usize) {
+    // SAFETY: forwarded from the caller.
+    unsafe { Engine::global().flush(addr, len) }
+}
+
+/// Waits for earlier flushes and non-temporal stores to become durable.
+#[inline]
+pub fn drain() {
+    Engine::global().drain();
+}
+
+/// Makes `[addr, addr + len)` durable: [`flush`] then [`drain`].
+///
+/// # Safety
+/// The range is mapped (readable).
+///
+/// # Examples
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// let m = pmem_sys::map_file(dir.path().join("p"), 4096, pmem_sys::MapFlags::CREATE, 0o600)?;
+/// // SAFETY: the mapping is 4096 bytes long and nothing else uses it.
+/// unsafe {
+///     m.addr.cast::<u64>().write(42);
+///     pmem_sys::raw::persist(m.addr, 8);
+///     pmem_sys::raw::unmap(m.addr, m.len)?;
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[inline]
+pub unsafe fn persist(addr: *const u8, len: usize) {
+    // SAFETY: forwarded from the caller.
+    unsafe { Engine::global().persist(addr, len) }
+}
+
+/// Makes `[addr, addr + len)` durable with `msync(MS_SYNC)`, for mappings
+/// that are not persistent memory. `addr` is rounded down to its page.
+///
+/// # Errors
+/// `msync`'s errno: `ENOMEM` if the range is not mapped.
+pub fn msync(addr: *const u8, len: usize) -> io::Result<()> {
+    let offset = addr as usize % sys::page_size();
+    // SAFETY: the start is page-aligned; the kernel validates the range.
+    unsafe { sys::msync(addr.wrapping_sub(offset), len + offset) }
+        .map_err(|e| errormsg::os("msync", e))
+}
+
+/// Writes back the cache lines of the range with the flush instruction,
+/// even where ordinary flushes are skipped (eADR, `PMEM_NO_FLUSH=1`).
+///
+/// # Safety
+/// The range is mapped.
+#[inline]
+pub unsafe fn deep_flush(addr: *const u8, len: usize) {
+    // SAFETY: forwarded from the caller.
+    unsafe { Engine::global().deep_flush(addr, len) }
+}
+
+/// Makes earlier writes to the range durable beyond the memory controller's
+/// queues: `msync` for files (DAX file systems or not), a write to the
+/// region's `deep_flush` control for Device DAX.
+///
+/// # Errors
+/// `msync`'s errno, or the error writing `deep_flush`.
+pub fn deep_drain(addr: *const u8, len: usize) -> io::Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    let start = addr as usize;
+    let end = start.saturating_add(len);
+    let mut at = start;
+    let mut result = Ok(());
+    let mut keep_first = |r: io::Result<()>| {
+        if result.is_ok() {
+            result = r;
+        }
+    };
+    for (piece_start, piece_end, kind) in Registry::global().pieces(start, len) {
+        if piece_start > at {
+            keep_first(msync(addr.with_addr(at), piece_start - at));
+        }
+        match kind {
+            RangeKind::DeviceDax { deep_flush } if !deep_flush.as_os_str().is_empty() => {
+                drain();
+                keep_first(
+                    std::fs::write(&*deep_flush, "1").map_err(|e| {
+                        errormsg::os(format_args!("write {}", deep_flush.display()), e)
+                    }),
+                );
+            }
+            _ => keep_first(msync(addr.with_addr(piece_start), piece_end - piece_start)),
+        }
+        at = piece_end;
+    }
+    if at < end {
+        keep_first(msync(addr.with_addr(at), end - at));
+    }
+    result
+}
+
+/// [`deep_flush`] then [`deep_drain`].
+///
+/// # Safety
+/// The range is mapped.
+///
+/// # Errors
+/// As for [`deep_drain`].
+pub unsafe fn deep_persist(addr: *const u8, len: usize) -> io::Result<()> {
+    // SAFETY: forwarded from the caller.
+    unsafe { deep_flush(addr, len) };
+    deep_drain(addr, len)
+}
+
+/// Whether the platform drains by hardware: never, on the platforms libpmem
+/// supports.
+#[must_use]
+pub fn has_hw_drain() -> bool {
+    false
+}
+
+/// Whether the platform flushes caches on power loss (eADR); sysfs is read
+/// afresh on each call.
+#[must_use]
+pub fn has_auto_flush() -> AutoFlush {
+    Sysfs::system().auto_flush()
+}
+
+/// Unmaps `[addr, addr + len)` and forgets that it was persistent memory.
+///
+/// # Safety
+/// Nothing in the process uses the range any more.
+///
+/// # Errors
+/// `EINVAL` if `len` is 0 or `addr` is not page-aligned; `munmap`'s errno.
+pub unsafe fn unmap(addr: *mut u8, len: usize) -> io::Result<()> {
+    if len == 0 || !(addr as usize).is_multiple_of(sys::page_size()) {
+        return Err(errormsg::errno(
+            libc::EINVAL,
+            format_args!("munmap {addr:p} {len}: address not page-aligned or length zero"),
+        ));
+    }
+    let page_len = len
+        .checked_next_multiple_of(sys::page_size())
+        .unwrap_or(usize::MAX);
+    Registry::global().unregister(addr as usize, page_len);
+    // SAFETY: forwarded from the caller.
+    unsafe { sys::munmap(addr, len) }.map_err(|e| errormsg::os("munmap", e))
+}
+
+/// `pmem_memmove`: copies `len` bytes (the ranges may overlap) and makes
+/// them durable, as `flags` direct. Returns `dst`.
+///
+/// # Safety
+/// `src` is readable and `dst` writable for `len` bytes of mapped memory.
+#[inline]
+pub unsafe fn memmove(dst: *mut u8, src: *const u8, len: usize, flags: CopyFlags) -> *mut u8 {
+    // SAFETY: forwarded from the caller.
+    unsafe { Engine::global().memmove(dst, src, len, flags) };
+    dst
+}
+
+/// `pmem_memcpy`: the same as [`memmove`], overlap included.
+///
+/// # Safety
+/// As for [`memmove`].
+#[inline]
+pub unsafe fn memcpy(dst: *mut u8, src: *const u8, len: usize, flags: CopyFlags) -> *mut u8 {
+    // SAFETY: forwarded from the caller.
+    unsafe { memmove(dst, src, len, flags) }
+}
+
+/// `pmem_memset`: fills `len` bytes with `byte`, durably, as `flags` direct.
+///
+/// # Safety
+/// `dst` is writable for `len` bytes of mapped memory.
+#[inline]
+pub unsafe fn memset(dst: *mut u8, byte: u8, len: usize, flags: CopyFlags) -> *mut u8 {
+    // SAFETY: forwarded from the caller.
+    unsafe { Engine::global().memset(dst, byte, len, flags) };
+    dst
+}
+
+/// `pmem_memmove_persist`: copies and makes durable.
+///
+/// # Safety
+/// As for [`memmove`].
+#[inline]
+pub unsafe fn memmove_persist(dst: *mut u8, src: *const u8, len: usize) -> *mut u8 {
+    // SAFETY: forwarded from the caller.
+    unsafe { memmove(dst, src, len, CopyFlags::empty()) }
+}
+
+/// `pmem_memcpy_persist`: copies and makes durable.
+///
+/// # Safety
+/// As for [`memmove`].
+#[inline]
+pub unsafe fn memcpy_persist(dst: *mut u8, src: *const u8, len: usize) -> *mut u8 {
+    // SAFETY: forwarded from the caller.
+    unsafe { memmove(dst, src, len, CopyFlags::empty()) }
+}
+
+/// `pmem_memset_persist`: fills and makes durable.
+///
+/// # Safety
+/// As for [`memset`].
+#[inline]
+pub unsafe fn memset_persist(dst: *mut u8, byte: u8, len: usize) -> *mut u8 {
+    // SAFETY: forwarded from the caller.
+    unsafe { memset(dst, byte, len, CopyFlags::empty()) }
+}
+
+/// `pmem_memmove_nodrain`: copies and flushes; durable after [`drain`].
+///
+/// # Safety
+/// `src` is readable and `dst` writable for `len` bytes of mapped memory.
+#[inline]
+pub unsafe fn memmove_nodrain(dst: *mut u8, src: *const u8, len: usize) -> *mut u8 {
+    // SAFETY: forwarded from the caller.
+    unsafe { Engine::global().memmove(dst, src, len, CopyFlags::NODRAIN) };
+    dst
+}
+
+/// `pmem_memcpy_nodrain`: copies and flushes; durable after [`drain`].
+///
+/// # Safety
+/// As for [`memmove_nodrain`].
+#[inline]
+pub unsafe fn memcpy_nodrain(dst: *mut u8, src: *const u8, len: usize) -> *mut u8 {
+    // SAFETY: forwarded from the caller.
+    unsafe { memmove_nodrain(dst, src, len) }
+}
+
+/// `pmem_memset_nodrain`: fills and flushes; durable after [`drain`].
+///
+/// # Safety
+/// `dst` is writable for `len` bytes of mapped memory.
+#[inline]
+pub unsafe fn memset_nodrain(dst: *mut u8, byte: u8, len: usize) -> *mut u8 {
+    // SAFETY: forwarded from the caller.
+    unsafe { Engine::global().memset(dst, byte, len, CopyFlags::NODRAIN) };
+    dst
+}
+
+/// `pmem_check_version`: `Ok` if this library provides libpmem
+/// `major.minor`, otherwise the reason (also recorded for
+/// [`errormsg`](crate::errormsg)).
+///
+/// # Errors
+/// `major` is not 1, or `minor` is above 1.
+///
+/// # Examples
+///
+/// ```
+/// assert!(pmem_sys::raw::check_version(1, 0).is_ok());
+/// assert_eq!(pmem_sys::raw::check_version(2, 0).unwrap_err(),
+///            "libpmem major version mismatch (need 2, found 1)");
+/// ```
+pub fn check_version(major: u32, minor: u32) -> Result<(), String> {
+    let problem = if major != MAJOR_VERSION {
+        format!("libpmem major version mismatch (need {major}, found {MAJOR_VERSION})")
+    } else if minor > MINOR_VERSION {
+        format!("libpmem minor version mismatch (need {minor}, found {MINOR_VERSION})")
+    } else {
+        return Ok(());
+    };
+    errormsg::set(&problem);
+    Err(problem)
+}
