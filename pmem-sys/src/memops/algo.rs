@@ -164,6 +164,23 @@ unsafe fn set_two<O: LineOps, W: Word>(dst: *mut u8, byte: u8, len: usize) {
     }
 }
 
+/// Loads `BATCH` consecutive lines from `src`.
+///
+/// # Safety
+/// `src` is readable for `BATCH * LINE` bytes.
+#[inline(always)]
+unsafe fn load_batch<O: LineOps>(src: *const u8) -> [O::Line; BATCH] {
+    // SAFETY: each line is within the `BATCH * LINE` readable bytes.
+    unsafe {
+        [
+            O::load_line(src),
+            O::load_line(src.add(LINE)),
+            O::load_line(src.add(2 * LINE)),
+            O::load_line(src.add(3 * LINE)),
+        ]
+    }
+}
+
 /// Copies with ordinary stores, flushing each line once it is written
 /// (`F = NoFlush`: no flushing at all).
 ///
@@ -208,8 +225,8 @@ unsafe fn temporal_forward<O: LineOps, F: FlushLine>(
             (dst, src, len) = (dst.add(head), src.add(head), len - head);
         }
         while len >= BATCH * LINE {
-            let lines: [O::Line; BATCH] = core::array::from_fn(|i| O::load_line(src.add(i * LINE)));
-            for (i, line) in lines.into_iter().enumerate() {
+            let lines = load_batch::<O>(src);
+            for (i, &line) in lines.iter().enumerate() {
                 O::store_line(dst.add(i * LINE), line);
                 F::flush_line(dst.add(i * LINE));
             }
@@ -255,10 +272,9 @@ unsafe fn temporal_backward<O: LineOps, F: FlushLine>(
                 src_end.sub(BATCH * LINE),
                 len - BATCH * LINE,
             );
-            let lines: [O::Line; BATCH] =
-                core::array::from_fn(|i| O::load_line(src_end.add((BATCH - 1 - i) * LINE)));
-            for (i, line) in lines.into_iter().enumerate() {
-                let at = dst_end.add((BATCH - 1 - i) * LINE);
+            let lines = load_batch::<O>(src_end);
+            for (i, &line) in lines.iter().enumerate().rev() {
+                let at = dst_end.add(i * LINE);
                 O::store_line(at, line);
                 F::flush_line(at);
             }
@@ -315,8 +331,8 @@ unsafe fn nontemporal_forward<O: StreamOps, F: FlushLine>(
             (dst, src, len) = (dst.add(head), src.add(head), len - head);
         }
         while len >= BATCH * LINE {
-            let lines: [O::Line; BATCH] = core::array::from_fn(|i| O::load_line(src.add(i * LINE)));
-            for (i, line) in lines.into_iter().enumerate() {
+            let lines = load_batch::<O>(src);
+            for (i, &line) in lines.iter().enumerate() {
                 O::stream_line(dst.add(i * LINE), line);
             }
             (dst, src, len) = (
@@ -360,10 +376,9 @@ unsafe fn nontemporal_backward<O: StreamOps, F: FlushLine>(
                 src_end.sub(BATCH * LINE),
                 len - BATCH * LINE,
             );
-            let lines: [O::Line; BATCH] =
-                core::array::from_fn(|i| O::load_line(src_end.add((BATCH - 1 - i) * LINE)));
-            for (i, line) in lines.into_iter().enumerate() {
-                O::stream_line(dst_end.add((BATCH - 1 - i) * LINE), line);
+            let lines = load_batch::<O>(src_end);
+            for (i, &line) in lines.iter().enumerate().rev() {
+                O::stream_line(dst_end.add(i * LINE), line);
             }
         }
         while len >= LINE {
@@ -391,19 +406,29 @@ unsafe fn stream_tail<O: StreamOps, F: FlushLine>(dst: *mut u8, src: *const u8, 
     unsafe {
         match len {
             4 => O::stream_u32(dst, O::load(src)),
-            8 | 16 | 32 => {
-                let mut words = [0u64; 4];
-                for (i, w) in words.iter_mut().take(len / 8).enumerate() {
-                    *w = O::load(src.add(8 * i));
-                }
-                for (i, w) in words.into_iter().take(len / 8).enumerate() {
-                    O::stream_u64(dst.add(8 * i), w);
-                }
-            }
+            8 => stream_words::<O, 1>(dst, src),
+            16 => stream_words::<O, 2>(dst, src),
+            32 => stream_words::<O, 4>(dst, src),
             _ => {
                 copy_small::<O>(dst, src, len);
                 F::flush_line(dst);
             }
+        }
+    }
+}
+
+/// Streams `N` words, all loaded before any is stored. (A constant `N` keeps
+/// the loads unrolled; a variable count becomes a call to `memcpy`.)
+///
+/// # Safety
+/// `src` readable and `dst` writable for `8 * N` bytes; `dst` 8-aligned.
+#[inline(always)]
+unsafe fn stream_words<O: StreamOps, const N: usize>(dst: *mut u8, src: *const u8) {
+    // SAFETY: every access is within the first `8 * N` bytes (caller).
+    unsafe {
+        let words: [u64; N] = core::array::from_fn(|i| O::load(src.add(8 * i)));
+        for (i, &word) in words.iter().enumerate() {
+            O::stream_u64(dst.add(8 * i), word);
         }
     }
 }
