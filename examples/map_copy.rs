@@ -12,16 +12,31 @@ use std::path::PathBuf;
 use pmem::sys::{CopyFlags, Engine, Mapping};
 
 fn main() -> std::io::Result<()> {
-    let path = std::env::args_os().nth(1).map_or_else(default_path, PathBuf::from);
+    let path = std::env::args_os()
+        .nth(1)
+        .map_or_else(default_path, PathBuf::from);
     let config = Engine::global().config();
-    println!("engine: {:?} flushes, {:?} copies, non-temporal from {} bytes{}",
-        config.flush, config.variant, config.movnt_threshold,
-        if config.skip_flush { " (flushes skipped: persistent caches)" } else { "" });
+    println!(
+        "engine: {:?} flushes, {:?} copies, non-temporal from {} bytes{}",
+        config.flush,
+        config.variant,
+        config.movnt_threshold,
+        if config.skip_flush {
+            " (flushes skipped: persistent caches)"
+        } else {
+            ""
+        }
+    );
 
     let message = b"Hello, persistent memory!";
     {
         let mut pool = Mapping::create(&path, 1 << 20)?;
-        println!("mapped {} bytes of {} (is_pmem: {})", pool.len(), path.display(), pool.is_pmem());
+        println!(
+            "mapped {} bytes of {} (is_pmem: {})",
+            pool.len(),
+            path.display(),
+            pool.is_pmem()
+        );
         // Non-temporal copy, flushed and fenced before `write` returns.
         pool.write(4096, message, CopyFlags::NONTEMPORAL)?;
         // On a file that is not persistent memory, the kernel writes the page back.
@@ -31,7 +46,10 @@ fn main() -> std::io::Result<()> {
     let pool = Mapping::open(&path)?;
     let mut back = vec![0u8; message.len()];
     pool.read(4096, &mut back)?;
-    println!("read back after remapping: {:?}", String::from_utf8_lossy(&back));
+    println!(
+        "read back after remapping: {:?}",
+        String::from_utf8_lossy(&back)
+    );
     assert_eq!(back, message);
     std::fs::remove_file(&path)?;
     Ok(())

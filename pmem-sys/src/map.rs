@@ -289,10 +289,12 @@ fn size_and_map(
 
     let registered = match kind {
         FileKind::DeviceDax { major, minor } => {
-            // Without a region the deep flush falls back to msync, as for files.
-            let deep_flush = sysfs.region_deep_flush(*major, *minor).unwrap_or_default();
-            Some(RangeKind::DeviceDax {
-                deep_flush: Arc::new(deep_flush),
+            // libpmem does not track a Device DAX whose NVDIMM region it
+            // cannot find: the mapping works, but `is_pmem` says no and a deep
+            // drain is an msync.
+            let deep_flush = sysfs.region_deep_flush(*major, *minor).ok();
+            deep_flush.map(|path| RangeKind::DeviceDax {
+                deep_flush: Arc::new(path),
             })
         }
         FileKind::Normal if map_sync => Some(RangeKind::MapSync),

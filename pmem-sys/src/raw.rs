@@ -14,7 +14,9 @@
 //! | `..._persist`, `..._nodrain` | [`memcpy_persist`], [`memmove_nodrain`], ... |
 //! | `pmem_check_version`, `pmem_errormsg` | [`check_version`], [`errormsg`](crate::errormsg) |
 
-use std::io;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use crate::config::parse_c_integer;
@@ -148,7 +150,8 @@ pub unsafe fn deep_flush(addr: *const u8, len: usize) {
 /// region's `deep_flush` control for Device DAX.
 ///
 /// # Errors
-/// `msync`'s errno, or the error writing `deep_flush`.
+/// `msync`'s errno. Device DAX ranges never fail: as in libpmem, a
+/// `deep_flush` control that cannot be read or written is skipped.
 pub fn deep_drain(addr: *const u8, len: usize) -> io::Result<()> {
     if len == 0 {
         return Ok(());
@@ -167,15 +170,13 @@ pub fn deep_drain(addr: *const u8, len: usize) -> io::Result<()> {
             keep_first(msync(addr.with_addr(at), piece_start - at));
         }
         match kind {
-            RangeKind::DeviceDax { deep_flush } if !deep_flush.as_os_str().is_empty() => {
+            RangeKind::DeviceDax { deep_flush } => {
                 drain();
-                keep_first(
-                    std::fs::write(&*deep_flush, "1").map_err(|e| {
-                        errormsg::os(format_args!("write {}", deep_flush.display()), e)
-                    }),
-                );
+                request_region_flush(&deep_flush);
             }
-            _ => keep_first(msync(addr.with_addr(piece_start), piece_end - piece_start)),
+            RangeKind::MapSync => {
+                keep_first(msync(addr.with_addr(piece_start), piece_end - piece_start));
+            }
         }
         at = piece_end;
     }
@@ -183,6 +184,23 @@ pub fn deep_drain(addr: *const u8, len: usize) -> io::Result<()> {
         keep_first(msync(addr.with_addr(at), end - at));
     }
     result
+}
+
+/// Asks an NVDIMM region to flush its write-pending queues as libpmem does:
+/// only if its `deep_flush` control reads two bytes other than `0\n` (flush
+/// not needed), by writing `1` to it, never creating or truncating it.
+/// Failures are ignored, as libpmem ignores them.
+fn request_region_flush(control: &Path) {
+    let mut value = [0u8; 2];
+    let needed = File::open(control)
+        .and_then(|mut file| file.read(&mut value))
+        .is_ok_and(|n| n == 2 && value != *b"0\n");
+    if needed {
+        let _ = OpenOptions::new()
+            .write(true)
+            .open(control)
+            .and_then(|mut file| file.write_all(b"1"));
+    }
 }
 
 /// [`deep_flush`] then [`deep_drain`].
