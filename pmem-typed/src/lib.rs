@@ -1,5 +1,102 @@
-//! Typed pools in persistent memory, built on [`pmem_sys`].
+//! Typed pools in persistent memory, without transactions.
 //!
-//! This crate is being built; see the workspace README for its plan.
+//! A [`Pool<R>`](Pool) is a file (persistent memory, or any file standing in
+//! for it) holding a root object of type `R` and a heap of objects reachable
+//! from it through persistent pointers. Every update follows one discipline:
+//! **write, then persist, then publish**.
+//!
+//! - [`PPtr<T>`] is an 8-byte offset, itself plain data, so it lives inside
+//!   persistent structs; [`PSlice<T>`] is an offset and a length. Resolving
+//!   either through the pool checks bounds and alignment: a corrupted pointer
+//!   is an [`Error`], never undefined behaviour.
+//! - [`Pool::get_mut`] returns a [`Guard`] that dereferences to `&mut T` and,
+//!   when dropped, flushes exactly the cache lines that changed and fences
+//!   once. [`Pool::set`] writes and persists one field; 8-byte fields are
+//!   written with one store, so they are failure-atomic, which is how
+//!   [`Pool::publish`] makes an object reachable.
+//! - [`Pool::alloc`] writes an object's initial value, persists it, and then
+//!   publishes its pointer into a persistent location, failure-atomically
+//!   with the allocation itself; [`Pool::free`] unpublishes and frees. After a
+//!   crash at any point, opening the pool finishes or rolls back the
+//!   interrupted operation: no block is both reachable and free, none leaks.
+//! - `#[derive(Persist)]` checks a struct's layout at compile time (`repr(C)`,
+//!   plain-data fields, no padding, no small field straddling an 8-byte
+//!   boundary), records a stable fingerprint of it, and generates field
+//!   projections: `ptr.fields().balance` is a `PPtr<u64>`.
+//!
+//! # Example
+//!
+//! ```
+//! use pmem_typed::{PPtr, Persist, Pool};
+//!
+//! #[derive(Clone, Copy, Persist)]
+//! #[repr(C)]
+//! struct Account { id: u64, balance: u64 }
+//!
+//! #[derive(Clone, Copy, Persist)]
+//! #[repr(C)]
+//! struct Bank { accounts: u64, newest: PPtr<Account> }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("bank.pool");
+//! {
+//!     let mut pool = Pool::<Bank>::create(&path, "bank", 1 << 20)?;
+//!     let bank = pool.root();
+//!     // Allocate, initialise and publish in one failure-atomic step.
+//!     let account = pool.alloc(bank.fields().newest, Account { id: 1, balance: 100 })?;
+//!     // Update one field: written and persisted, nothing else flushed.
+//!     pool.set(account.fields().balance, 150)?;
+//!     pool.set(bank.fields().accounts, 1)?;
+//! }
+//! let pool = Pool::<Bank>::open(&path, "bank")?;        // checks layout and root type
+//! let newest = pool.get(pool.root())?.newest;
+//! assert_eq!(pool.get(newest)?.balance, 150);
+//! assert!(pool.check().is_consistent());                 // no leaks, no dangling pointers
+//! # Ok(()) }
+//! ```
+//!
+//! # Safety model
+//!
+//! Borrows are checked at compile time: reads go through `&Pool`, writes
+//! through `&mut Pool`, so no safe sequence of calls can produce a `&mut T`
+//! aliasing another reference into the pool ([`Pool::get_disjoint_mut`]
+//! checks overlap at run time for several guards at once). All stored types
+//! are plain data ([`bytemuck::Pod`]), so any bytes read from media are a
+//! valid value. The unsafe code is in the medium (raw stores), the pool's
+//! pointer resolution and the guard.
+//!
+//! What survives a crash is decided by the order of persists: see
+//! `docs/layout.md` for the on-media format and the allocation protocol.
+//!
+//! # The medium
+//!
+//! Pools are generic over a [`Medium`]: the file-backed [`FileMedium`] by
+//! default (inlined to pmem-sys calls), or a simulated medium that records
+//! every store, flush and fence for crash-consistency testing.
+
+// `derive(Persist)` names this crate `::pmem_typed`; this makes that path work inside it too.
+#[allow(unused_extern_crates)]
+extern crate self as pmem_typed;
+
+mod alloc;
+mod check;
+pub mod error;
+pub mod guard;
+pub mod layout;
+pub mod medium;
+pub mod persist;
+mod pool;
+pub mod pptr;
+
+pub use alloc::HeapStats;
+pub use check::CheckReport;
+pub use error::{Error, FieldDifference, PointerProblem, Result};
+pub use guard::Guard;
+pub use medium::{FileMedium, Medium};
+pub use persist::{FieldInfo, Persist, Tracer, TypeLayout};
+pub use pmem_macros::Persist;
+pub use pool::{Pool, PoolInfo};
+pub use pptr::{PPtr, PSlice};
 
 pub use pmem_sys;

@@ -1,0 +1,369 @@
+//! [`Error`]: everything that can go wrong with a pool, saying what was
+//! expected and what was found.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// Why a pool operation failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A system call failed.
+    Io {
+        /// What was being done, e.g. "open /pools/a".
+        context: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// The file does not start with the pool magic: it is not a pool, or its
+    /// creation never finished.
+    NotAPool {
+        /// The first 8 bytes found.
+        found: [u8; 8],
+    },
+    /// The pool was written by another version of the format.
+    UnsupportedVersion {
+        /// The version this library reads.
+        expected: u32,
+        /// The version in the file.
+        found: u32,
+    },
+    /// The pool was created for another layout.
+    WrongLayout {
+        /// The layout name asked for.
+        expected: String,
+        /// The layout name in the pool.
+        found: String,
+    },
+    /// The root type's layout differs from the one the pool was created with.
+    RootTypeMismatch {
+        /// Fingerprint of the root type in the program.
+        expected: u64,
+        /// Fingerprint recorded in the pool.
+        found: u64,
+        /// What differs, field by field.
+        differences: Vec<FieldDifference>,
+    },
+    /// Stored and computed checksums differ.
+    ChecksumMismatch {
+        /// Which structure, e.g. "superblock".
+        region: &'static str,
+        /// The checksum of the bytes found.
+        expected: u32,
+        /// The checksum stored with them.
+        found: u32,
+    },
+    /// The file is shorter than the pool needs.
+    Truncated {
+        /// Bytes needed.
+        expected: u64,
+        /// Bytes in the file.
+        found: u64,
+    },
+    /// Another process (or another handle in this one) has the pool open.
+    AlreadyOpen {
+        /// The pool file.
+        path: PathBuf,
+    },
+    /// On-media metadata is inconsistent.
+    Corrupt {
+        /// What is wrong, with the values found.
+        what: String,
+    },
+    /// A persistent pointer does not designate a valid `T` in this pool.
+    BadPointer {
+        /// The pointer's offset.
+        offset: u64,
+        /// Bytes it should designate.
+        size: u64,
+        /// Why it is invalid.
+        reason: PointerProblem,
+    },
+    /// Two pointers given for simultaneous mutable access overlap.
+    Overlap {
+        /// Offsets of the two objects.
+        offsets: (u64, u64),
+    },
+    /// The allocator has no room for the request.
+    OutOfSpace {
+        /// Bytes requested.
+        requested: u64,
+        /// The largest allocation possible in an empty zone.
+        largest: u64,
+    },
+    /// `free` was called on a pointer that is not an allocated block.
+    NotAllocated {
+        /// The pointer's offset.
+        offset: u64,
+    },
+    /// A parameter is out of its range.
+    InvalidArgument {
+        /// What is wrong, with the values.
+        what: String,
+    },
+}
+
+/// Why a persistent pointer cannot be resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PointerProblem {
+    /// It is null.
+    Null,
+    /// It extends past the end of the pool (of `pool_size` bytes).
+    OutOfBounds {
+        /// The pool's size.
+        pool_size: u64,
+    },
+    /// It is not a multiple of the type's alignment.
+    Misaligned {
+        /// The alignment required.
+        align: u64,
+    },
+}
+
+/// One way the root type differs from the pool's record of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldDifference {
+    /// The whole type's size changed.
+    Size {
+        /// Size in the program.
+        expected: u64,
+        /// Size recorded in the pool.
+        found: u64,
+    },
+    /// A field the pool has is not in the type.
+    Removed {
+        /// Name in the pool.
+        name: String,
+        /// Offset in the pool.
+        offset: u64,
+        /// Size in the pool.
+        size: u64,
+    },
+    /// A field of the type is not in the pool.
+    Added {
+        /// Name in the program.
+        name: String,
+        /// Offset in the program.
+        offset: u64,
+        /// Size in the program.
+        size: u64,
+    },
+    /// A field moved or changed size.
+    Changed {
+        /// The field's name.
+        name: String,
+        /// (offset, size) in the program.
+        expected: (u64, u64),
+        /// (offset, size) in the pool.
+        found: (u64, u64),
+    },
+    /// The pool records only some of its fields and the recorded ones match:
+    /// the difference is in a field it did not record.
+    Unrecorded,
+}
+
+impl fmt::Display for FieldDifference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Size { expected, found } => {
+                write!(f, "size is {expected} bytes, the pool has {found}")
+            }
+            Self::Removed { name, offset, size } => {
+                write!(
+                    f,
+                    "field `{name}` ({size} bytes at {offset}) is in the pool but not in the type"
+                )
+            }
+            Self::Added { name, offset, size } => {
+                write!(
+                    f,
+                    "field `{name}` ({size} bytes at {offset}) is in the type but not in the pool"
+                )
+            }
+            Self::Changed {
+                name,
+                expected,
+                found,
+            } => write!(
+                f,
+                "field `{name}` is {} bytes at {} in the type, {} bytes at {} in the pool",
+                expected.1, expected.0, found.1, found.0
+            ),
+            Self::Unrecorded => f.write_str("a field beyond those the pool records differs"),
+        }
+    }
+}
+
+impl fmt::Display for PointerProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Null => f.write_str("it is null"),
+            Self::OutOfBounds { pool_size } => write!(f, "the pool has only {pool_size} bytes"),
+            Self::Misaligned { align } => write!(f, "it is not {align}-byte aligned"),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io { context, source } => write!(f, "{context}: {source}"),
+            Self::NotAPool { found } => {
+                write!(
+                    f,
+                    "not a pool: expected magic {:?}, found {:?}",
+                    Bytes(&crate::layout::MAGIC),
+                    Bytes(found)
+                )
+            }
+            Self::UnsupportedVersion { expected, found } => {
+                write!(
+                    f,
+                    "unsupported pool format version: expected {expected}, found {found}"
+                )
+            }
+            Self::WrongLayout { expected, found } => {
+                write!(f, "wrong layout: expected {expected:?}, found {found:?}")
+            }
+            Self::RootTypeMismatch {
+                expected,
+                found,
+                differences,
+            } => {
+                write!(
+                    f,
+                    "root type mismatch: expected fingerprint {expected:#018x}, found {found:#018x}"
+                )?;
+                for d in differences {
+                    write!(f, "; {d}")?;
+                }
+                Ok(())
+            }
+            Self::ChecksumMismatch {
+                region,
+                expected,
+                found,
+            } => {
+                write!(
+                    f,
+                    "{region} checksum mismatch: contents sum to {expected:#010x}, stored {found:#010x}"
+                )
+            }
+            Self::Truncated { expected, found } => {
+                write!(
+                    f,
+                    "pool truncated: expected at least {expected} bytes, found {found}"
+                )
+            }
+            Self::AlreadyOpen { path } => write!(f, "{} is already open", path.display()),
+            Self::Corrupt { what } => write!(f, "corrupt pool: {what}"),
+            Self::BadPointer {
+                offset,
+                size,
+                reason,
+            } => {
+                write!(
+                    f,
+                    "bad persistent pointer {offset:#x} to {size} bytes: {reason}"
+                )
+            }
+            Self::Overlap { offsets } => {
+                write!(
+                    f,
+                    "objects at {:#x} and {:#x} overlap: cannot borrow both mutably",
+                    offsets.0, offsets.1
+                )
+            }
+            Self::OutOfSpace { requested, largest } => {
+                write!(
+                    f,
+                    "out of space: requested {requested} bytes, at most {largest} fit"
+                )
+            }
+            Self::NotAllocated { offset } => write!(f, "{offset:#x} is not an allocated block"),
+            Self::InvalidArgument { what } => f.write_str(what),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl Error {
+    /// An [`Error::Io`] with its context.
+    pub(crate) fn io(context: impl fmt::Display, source: io::Error) -> Self {
+        Self::Io {
+            context: context.to_string(),
+            source,
+        }
+    }
+
+    /// An [`Error::Corrupt`].
+    pub(crate) fn corrupt(what: impl fmt::Display) -> Self {
+        Self::Corrupt {
+            what: what.to_string(),
+        }
+    }
+}
+
+/// Bytes shown as a string where printable.
+struct Bytes<'a>(&'a [u8]);
+
+impl fmt::Debug for Bytes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("b\"")?;
+        for &b in self.0 {
+            write!(f, "{}", core::ascii::escape_default(b))?;
+        }
+        f.write_str("\"")
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_say_expected_and_found() {
+        let e = Error::NotAPool {
+            found: *b"\x7fELF\x02\x01\x01\x00",
+        };
+        assert_eq!(
+            e.to_string(),
+            r#"not a pool: expected magic b"PMEMRS\x00\x01", found b"\x7fELF\x02\x01\x01\x00""#
+        );
+        let e = Error::RootTypeMismatch {
+            expected: 1,
+            found: 2,
+            differences: vec![FieldDifference::Changed {
+                name: "balance".into(),
+                expected: (8, 8),
+                found: (8, 4),
+            }],
+        };
+        assert!(
+            e.to_string()
+                .contains("field `balance` is 8 bytes at 8 in the type, 4 bytes at 8 in the pool"),
+            "{e}"
+        );
+        let e = Error::Truncated {
+            expected: 65536,
+            found: 100,
+        };
+        assert_eq!(
+            e.to_string(),
+            "pool truncated: expected at least 65536 bytes, found 100"
+        );
+    }
+}

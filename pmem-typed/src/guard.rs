@@ -1,0 +1,154 @@
+//! [`Guard`]: write access to a persistent object that persists what changed
+//! when it is dropped.
+
+use core::fmt;
+use core::ops::{Deref, DerefMut};
+
+use bytemuck::Pod;
+
+use crate::layout::LINE;
+use crate::medium::Medium;
+
+/// Types a guard can cover: plain data, or slices of it.
+pub trait PodView {
+    /// The bytes of the value.
+    fn pod_bytes(&self) -> &[u8];
+}
+
+impl<T: Pod> PodView for T {
+    fn pod_bytes(&self) -> &[u8] {
+        bytemuck::bytes_of(self)
+    }
+}
+
+impl<T: Pod> PodView for [T] {
+    fn pod_bytes(&self) -> &[u8] {
+        bytemuck::cast_slice(self)
+    }
+}
+
+/// The bytes of the object as last persisted, to find the lines that change.
+// Small objects keep their copy inline: a guard should not cost a heap allocation.
+#[allow(clippy::large_enum_variant)]
+enum Snapshot {
+    Inline { bytes: [u8; 256], len: usize },
+    Heap(Box<[u8]>),
+}
+
+impl Snapshot {
+    fn of(bytes: &[u8]) -> Self {
+        if bytes.len() <= 256 {
+            let mut inline = [0u8; 256];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            Self::Inline {
+                bytes: inline,
+                len: bytes.len(),
+            }
+        } else {
+            Self::Heap(bytes.into())
+        }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        match self {
+            Self::Inline { bytes, len } => &mut bytes[..*len],
+            Self::Heap(bytes) => bytes,
+        }
+    }
+}
+
+/// Write access to a persistent `T` (or `[T]`), from
+/// [`Pool::get_mut`](crate::Pool::get_mut) and friends.
+///
+/// Dereferences to `&mut T`. When dropped, or when
+/// [`persist`](Self::persist) is called, it flushes exactly the cache lines
+/// whose bytes changed and fences once, so the changes are durable. Several
+/// changes to one object become durable together only in the sense that they
+/// are flushed together: a crash before the fence may keep any subset of the
+/// changed lines (use [`Pool::set`](crate::Pool::set) or allocation for
+/// failure-atomic updates).
+pub struct Guard<'a, T: ?Sized + PodView, M: Medium> {
+    value: &'a mut T,
+    medium: &'a M,
+    offset: usize,
+    snapshot: Snapshot,
+}
+
+impl<'a, T: ?Sized + PodView, M: Medium> Guard<'a, T, M> {
+    /// # Safety
+    /// `value` points to a valid, aligned `T` at `offset` of `medium`, and for
+    /// `'a` nothing else accesses it.
+    pub(crate) unsafe fn new(medium: &'a M, offset: usize, value: *mut T) -> Self {
+        // SAFETY: forwarded from the caller.
+        let value = unsafe { &mut *value };
+        let snapshot = Snapshot::of(value.pod_bytes());
+        Self {
+            value,
+            medium,
+            offset,
+            snapshot,
+        }
+    }
+
+    /// Flushes the cache lines that changed since the guard was made (or last
+    /// persisted) and fences: the changes are durable on return.
+    pub fn persist(&mut self) {
+        let now = self.value.pod_bytes();
+        let before = self.snapshot.bytes_mut();
+        // Lines are aligned to the medium, not to the object.
+        let first_line = self.offset / LINE * LINE;
+        let mut dirty: Option<(usize, usize)> = None;
+        let mut line = first_line;
+        while line < self.offset + now.len() {
+            let lo = line.max(self.offset) - self.offset;
+            let hi = (line + LINE).min(self.offset + now.len()) - self.offset;
+            if now[lo..hi] != before[lo..hi] {
+                before[lo..hi].copy_from_slice(&now[lo..hi]);
+                dirty = match dirty {
+                    Some((start, end)) if end == line => Some((start, line + LINE)),
+                    Some((start, end)) => {
+                        self.medium.flush(start, end - start);
+                        Some((line, line + LINE))
+                    }
+                    None => Some((line, line + LINE)),
+                };
+            }
+            line += LINE;
+        }
+        if let Some((start, end)) = dirty {
+            // Clip to the medium: the object's last line may be its last bytes.
+            let end = end.min(self.medium.len());
+            self.medium.flush(start, end - start);
+        }
+        self.medium.fence();
+    }
+}
+
+impl<T: ?Sized + PodView, M: Medium> Deref for Guard<'_, T, M> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.value
+    }
+}
+
+impl<T: ?Sized + PodView, M: Medium> DerefMut for Guard<'_, T, M> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.value
+    }
+}
+
+impl<T: ?Sized + PodView, M: Medium> Drop for Guard<'_, T, M> {
+    fn drop(&mut self) {
+        self.persist();
+    }
+}
+
+impl<T: ?Sized + PodView + fmt::Debug, M: Medium> fmt::Debug for Guard<'_, T, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("offset", &self.offset)
+            .field("value", &&*self.value)
+            .finish()
+    }
+}

@@ -1,0 +1,392 @@
+//! The [`Persist`] trait: what pools need to know about the types they store.
+//!
+//! Implemented by `#[derive(Persist)]` for user structs (which also checks
+//! their layout at compile time) and here for primitives, arrays and the
+//! persistent pointer types.
+
+use core::marker::PhantomData;
+
+use bytemuck::Pod;
+
+use crate::pptr::{PPtr, PSlice};
+
+/// One field of a [`TypeLayout`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FieldInfo {
+    /// The field's name.
+    pub name: &'static str,
+    /// Byte offset within the struct.
+    pub offset: usize,
+    /// Size in bytes.
+    pub size: usize,
+}
+
+impl FieldInfo {
+    /// Describes one field.
+    #[must_use]
+    pub const fn new(name: &'static str, offset: usize, size: usize) -> Self {
+        Self { name, offset, size }
+    }
+}
+
+/// The layout of a persistent type: size, alignment, fields, and a
+/// fingerprint of them that pools store to detect a changed root type.
+///
+/// The fingerprint hashes field names, sizes and offsets (and the size and
+/// alignment of the whole) with FNV-1a; it does not depend on `type_name` or
+/// on the compiler, so it is stable across builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TypeLayout {
+    /// A short name for messages (not part of the fingerprint).
+    pub name: &'static str,
+    /// `size_of::<T>()`.
+    pub size: usize,
+    /// `align_of::<T>()`.
+    pub align: usize,
+    /// The fields, in declaration order (empty for primitives and arrays).
+    pub fields: &'static [FieldInfo],
+    /// Stable hash of the above, without `name`.
+    pub fingerprint: u64,
+}
+
+impl TypeLayout {
+    /// The layout of a struct with the given fields.
+    #[must_use]
+    pub const fn of_struct(
+        name: &'static str,
+        size: usize,
+        align: usize,
+        fields: &'static [FieldInfo],
+    ) -> Self {
+        let mut hash = fnv(FNV_OFFSET, &(size as u64).to_le_bytes());
+        hash = fnv(hash, &(align as u64).to_le_bytes());
+        let mut i = 0;
+        while i < fields.len() {
+            hash = fnv(hash, fields[i].name.as_bytes());
+            hash = fnv(hash, &[0xff]); // separates names: "ab"+"c" from "a"+"bc"
+            hash = fnv(hash, &(fields[i].offset as u64).to_le_bytes());
+            hash = fnv(hash, &(fields[i].size as u64).to_le_bytes());
+            i += 1;
+        }
+        Self {
+            name,
+            size,
+            align,
+            fields,
+            fingerprint: hash,
+        }
+    }
+
+    /// The layout of a type without named fields, identified by `kind`
+    /// (e.g. "u64", "array", "pptr") and its size and alignment.
+    #[must_use]
+    pub const fn of_scalar(
+        name: &'static str,
+        kind: &'static str,
+        size: usize,
+        align: usize,
+    ) -> Self {
+        let mut hash = fnv(FNV_OFFSET, kind.as_bytes());
+        hash = fnv(hash, &(size as u64).to_le_bytes());
+        hash = fnv(hash, &(align as u64).to_le_bytes());
+        Self {
+            name,
+            size,
+            align,
+            fields: &[],
+            fingerprint: hash,
+        }
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+const fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(FNV_PRIME);
+        i += 1;
+    }
+    hash
+}
+
+/// A type that can live in a pool.
+///
+/// Derive it for your structs with `#[derive(Persist)]` (on a `#[repr(C)]`
+/// struct that is also `Clone + Copy`): the derive checks at compile time that
+/// every field is plain data, that there is no padding, and that no field of
+/// 8 bytes or less straddles an 8-byte boundary (such a field could not be
+/// persisted atomically); it then implements this trait, [`Pod`] and
+/// [`Zeroable`](bytemuck::Zeroable), and generates a `<Name>Fields` struct of
+/// field projections.
+///
+/// # Safety
+///
+/// `LAYOUT` describes `Self` truthfully (size, alignment, field offsets and
+/// sizes within the struct), and `project` returns pointers to the fields
+/// `LAYOUT` lists, at their offsets.
+pub unsafe trait Persist: Pod {
+    /// One persistent pointer per field (`()` for types without fields).
+    type Fields: Copy;
+
+    /// The layout, whose fingerprint pools record for their root type.
+    const LAYOUT: TypeLayout;
+
+    /// The field projections of `base`.
+    fn project(base: PPtr<Self>) -> Self::Fields;
+
+    /// Visits every persistent pointer this value holds (for reachability
+    /// checks). The default holds none.
+    fn trace(&self, tracer: &mut Tracer) {
+        let _ = tracer;
+    }
+}
+
+macro_rules! scalar_persist {
+    ($($t:ty),*) => {$(
+        // SAFETY: a primitive: no fields, and the layout is its own.
+        unsafe impl Persist for $t {
+            type Fields = ();
+            const LAYOUT: TypeLayout =
+                TypeLayout::of_scalar(stringify!($t), stringify!($t), size_of::<$t>(), align_of::<$t>());
+            fn project(_base: PPtr<Self>) {}
+        }
+    )*};
+}
+scalar_persist!(u8, u16, u32, u64, u128, i8, i16, i32, i64, i128, f32, f64);
+
+// SAFETY: no fields are projected; the layout is the array's own size and alignment.
+unsafe impl<T: Persist, const N: usize> Persist for [T; N]
+where
+    [T; N]: Pod,
+{
+    type Fields = ();
+    const LAYOUT: TypeLayout = {
+        // Arrays of different element types must not look alike: mix the element's fingerprint in.
+        let element = T::LAYOUT.fingerprint.to_le_bytes();
+        let base =
+            TypeLayout::of_scalar("array", "array", size_of::<[T; N]>(), align_of::<[T; N]>());
+        TypeLayout {
+            fingerprint: fnv(base.fingerprint, &element),
+            ..base
+        }
+    };
+    fn project(_base: PPtr<Self>) {}
+    fn trace(&self, tracer: &mut Tracer) {
+        for element in self {
+            element.trace(tracer);
+        }
+    }
+}
+
+// SAFETY: a single offset, no fields.
+unsafe impl<T: Persist> Persist for PPtr<T> {
+    type Fields = ();
+    const LAYOUT: TypeLayout = TypeLayout::of_scalar("PPtr", "pptr", 8, 8);
+    fn project(_base: PPtr<Self>) {}
+    fn trace(&self, tracer: &mut Tracer) {
+        tracer.visit_ptr(*self);
+    }
+}
+
+// SAFETY: offset and length, no projected fields.
+unsafe impl<T: Persist> Persist for PSlice<T> {
+    type Fields = ();
+    const LAYOUT: TypeLayout = TypeLayout::of_scalar("PSlice", "pslice", 16, 8);
+    fn project(_base: PPtr<Self>) {}
+    fn trace(&self, tracer: &mut Tracer) {
+        tracer.visit_slice(*self);
+    }
+}
+
+/// Traces `count` consecutive `T`s at `ptr`.
+///
+/// # Safety
+/// `ptr` is valid for reads of `count` `T`s and aligned for `T`.
+type TraceFn = unsafe fn(*const u8, u64, &mut Tracer);
+
+/// Collects the persistent pointers reachable from a value, for
+/// [`Pool::check`](crate::Pool::check). Implementations of
+/// [`Persist::trace`] call [`visit_ptr`](Self::visit_ptr) and
+/// [`visit_slice`](Self::visit_slice).
+#[derive(Default)]
+pub struct Tracer {
+    pub(crate) pending: Vec<Visit>,
+}
+
+impl core::fmt::Debug for Tracer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Tracer")
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
+
+/// One pointer found by a trace: its target and how to trace the target in turn.
+#[derive(Clone, Copy)]
+pub(crate) struct Visit {
+    pub(crate) offset: u64,
+    pub(crate) count: u64,
+    pub(crate) layout: TypeLayout,
+    pub(crate) trace: TraceFn,
+}
+
+impl Tracer {
+    /// Records a pointer to a `T` (nothing for null).
+    pub fn visit_ptr<T: Persist>(&mut self, ptr: PPtr<T>) {
+        if !ptr.is_null() {
+            self.pending.push(Visit {
+                offset: ptr.offset(),
+                count: 1,
+                layout: T::LAYOUT,
+                trace: trace_erased::<T>,
+            });
+        }
+    }
+
+    /// Records a slice of `T`s (nothing for the empty slice).
+    pub fn visit_slice<T: Persist>(&mut self, slice: PSlice<T>) {
+        if !slice.is_empty() {
+            self.pending.push(Visit {
+                offset: slice.offset(),
+                count: slice.len(),
+                layout: T::LAYOUT,
+                trace: trace_erased::<T>,
+            });
+        }
+    }
+}
+
+/// # Safety
+/// `ptr` is valid for reads of `count` `T`s and aligned for `T`.
+unsafe fn trace_erased<T: Persist>(ptr: *const u8, count: u64, tracer: &mut Tracer) {
+    // SAFETY: forwarded from the caller; `T: Pod`, so any bytes are a valid `T`.
+    let values = unsafe { core::slice::from_raw_parts(ptr.cast::<T>(), count as usize) };
+    for value in values {
+        value.trace(tracer);
+    }
+}
+
+/// Support for the code `#[derive(Persist)]` generates. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use bytemuck::{Pod, Zeroable};
+    pub use core::mem::{align_of, offset_of, size_of};
+
+    use super::{Persist, Tracer};
+
+    /// Traces a field through `Persist` if its type implements it, and does
+    /// nothing otherwise ("autoref specialisation": the by-value impl below
+    /// wins method resolution when it applies, the by-reference one otherwise).
+    #[derive(Debug)]
+    pub struct TraceField<'a, T>(pub &'a T);
+
+    /// Chosen when the field type implements `Persist`.
+    pub trait TraceViaPersist {
+        /// Traces the field.
+        fn trace_field(&self, tracer: &mut Tracer);
+    }
+    impl<T: Persist> TraceViaPersist for TraceField<'_, T> {
+        fn trace_field(&self, tracer: &mut Tracer) {
+            self.0.trace(tracer);
+        }
+    }
+
+    /// Chosen for plain-data fields that hold no persistent pointers.
+    pub trait TraceNothing {
+        /// Does nothing.
+        fn trace_field(&self, tracer: &mut Tracer);
+    }
+    impl<T> TraceNothing for &TraceField<'_, T> {
+        fn trace_field(&self, _tracer: &mut Tracer) {}
+    }
+
+    /// `PhantomData` for generated assertions.
+    pub type Marker<T> = super::PhantomData<T>;
+
+    /// Fails to compile (on the field's span) unless `T` is plain data.
+    pub const fn assert_pod<T: Pod>() {}
+
+    /// Implemented for exactly the [`Pod`] types; what the derive asserts of
+    /// every field type, through [`assert_pod_field`].
+    ///
+    /// Bounding on this rather than on `Pod` gives a message that says what
+    /// `derive(Persist)` needs, and (with `do_not_recommend`) keeps rustc from
+    /// listing every `Pod` type in scope, a list that changes whenever one is
+    /// added anywhere.
+    #[diagnostic::on_unimplemented(
+        message = "derive(Persist): every field must be plain data, and `{Self}` is not `bytemuck::Pod`",
+        label = "not plain data",
+        note = "fields of a persistent struct must be `Pod`, such as integers, floats, arrays of them, \
+                `PPtr`, `PSlice`, and structs deriving `Persist`; not references, raw pointers, \
+                `bool`, `char`, enums, or types with padding"
+    )]
+    pub trait PodField {}
+    #[diagnostic::do_not_recommend]
+    impl<T: Pod> PodField for T {}
+
+    /// Fails to compile (on the field's type) unless `T` is plain data,
+    /// saying that `derive(Persist)` needs it to be.
+    pub const fn assert_pod_field<T: PodField>() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &[FieldInfo] = &[FieldInfo::new("a", 0, 8), FieldInfo::new("b", 8, 8)];
+    const B: &[FieldInfo] = &[FieldInfo::new("a", 0, 8), FieldInfo::new("c", 8, 8)];
+    const C: &[FieldInfo] = &[FieldInfo::new("ab", 0, 8), FieldInfo::new("", 8, 8)];
+
+    #[test]
+    fn fingerprints_differ_by_name_offset_size() {
+        let a = TypeLayout::of_struct("S", 16, 8, A);
+        assert_eq!(
+            a.fingerprint,
+            TypeLayout::of_struct("Renamed", 16, 8, A).fingerprint
+        );
+        assert_ne!(
+            a.fingerprint,
+            TypeLayout::of_struct("S", 16, 8, B).fingerprint
+        );
+        assert_ne!(
+            a.fingerprint,
+            TypeLayout::of_struct("S", 16, 8, C).fingerprint
+        );
+        assert_ne!(
+            a.fingerprint,
+            TypeLayout::of_struct("S", 24, 8, A).fingerprint
+        );
+    }
+
+    #[test]
+    fn fingerprint_is_stable() {
+        // Pools on disk depend on this value never changing.
+        assert_eq!(
+            TypeLayout::of_struct("S", 16, 8, A).fingerprint,
+            0x0958_b94a_f542_f11a
+        );
+        assert_ne!(
+            <[u32; 2]>::LAYOUT.fingerprint,
+            <[i32; 2]>::LAYOUT.fingerprint
+        );
+        assert_ne!(<u64>::LAYOUT.fingerprint, <i64>::LAYOUT.fingerprint);
+    }
+
+    #[test]
+    fn pointers_are_traced() {
+        let mut tracer = Tracer::default();
+        [
+            PPtr::<u64>::from_offset(64),
+            PPtr::null(),
+            PPtr::from_offset(128),
+        ]
+        .trace(&mut tracer);
+        PSlice::<u32>::from_raw_parts(256, 3).trace(&mut tracer);
+        let offsets: Vec<u64> = tracer.pending.iter().map(|v| v.offset).collect();
+        assert_eq!(offsets, [64, 128, 256]);
+        assert_eq!(tracer.pending[2].count, 3);
+    }
+}

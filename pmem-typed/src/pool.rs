@@ -1,0 +1,1047 @@
+//! [`Pool`]: a typed pool of persistent memory.
+
+use std::marker::PhantomData;
+use std::path::Path;
+
+use bytemuck::Zeroable;
+
+use crate::alloc::{self, Heap, HeapStats, Reservation, read};
+use crate::error::{Error, FieldDifference, PointerProblem, Result};
+use crate::guard::Guard;
+use crate::layout::{
+    CHUNK, DYNAMIC_SLOTS_OFFSET, DynamicSlot, FORMAT_VERSION, FieldRecord, Geometry, LINE, MAGIC,
+    MAX_LAYOUT_NAME, MAX_RECORDED_FIELDS, MIN_POOL_SIZE, PAGE, REDO_OFFSET, RedoKind, RedoRecord,
+    Superblock, padded, unpadded, zone_chunks_for,
+};
+use crate::medium::{FileMedium, Medium};
+use crate::persist::{Persist, TypeLayout};
+use crate::pptr::{PPtr, PSlice};
+
+/// What a pool's header records, for display and inspection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolInfo {
+    /// The format version.
+    pub version: u32,
+    /// The pool's random identity.
+    pub uuid: [u8; 16],
+    /// The layout name given at creation.
+    pub layout: String,
+    /// Bytes in use.
+    pub size: u64,
+    /// The root type as recorded: name, size, alignment, fingerprint.
+    pub root_name: String,
+    /// `size_of` the root type.
+    pub root_size: u64,
+    /// `align_of` the root type.
+    pub root_align: u64,
+    /// Fingerprint of the root type's layout.
+    pub root_fingerprint: u64,
+    /// Total fields of the root type.
+    pub root_field_count: u32,
+    /// The recorded fields: (name, offset, size).
+    pub root_fields: Vec<(String, u64, u64)>,
+    /// Chunks per zone.
+    pub zone_chunks: u64,
+    /// Offset of the heap.
+    pub heap_offset: u64,
+}
+
+impl PoolInfo {
+    /// The UUID in its usual text form.
+    #[must_use]
+    pub fn uuid_string(&self) -> String {
+        let u = &self.uuid;
+        let hex =
+            |r: std::ops::Range<usize>| u[r].iter().map(|b| format!("{b:02x}")).collect::<String>();
+        format!(
+            "{}-{}-{}-{}-{}",
+            hex(0..4),
+            hex(4..6),
+            hex(6..8),
+            hex(8..10),
+            hex(10..16)
+        )
+    }
+}
+
+/// A pool of persistent memory holding a root object of type `R` and a heap
+/// of objects reachable from it, on medium `M` (a mapped file by default).
+///
+/// # Borrowing
+///
+/// Pools follow Rust's rules at compile time: objects are read through
+/// `&Pool` ([`get`](Self::get)) and written through `&mut Pool`
+/// ([`get_mut`](Self::get_mut), [`set`](Self::set), [`alloc`](Self::alloc),
+/// ...). So no `&mut T` into the pool can alias another live reference, with
+/// no run-time cost; [`get_disjoint_mut`](Self::get_disjoint_mut) checks
+/// overlap at run time when several objects must be written at once. To share
+/// a pool between threads, put it in a `Mutex` or `RwLock` (it is `Send` and
+/// `Sync`).
+///
+/// # Persistence
+///
+/// Every write method makes its change durable before it returns: guards
+/// flush the cache lines that changed and fence when dropped, `set` flushes
+/// just the field. The program order of these calls is the order in which
+/// changes become durable; allocation and free are failure-atomic with their
+/// publication.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::{PPtr, Persist, Pool};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Root { counter: u64, list: PPtr<Node> }
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Node { value: u64, next: PPtr<Node> }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("pool");
+/// {
+///     let mut pool = Pool::<Root>::create(&path, "example", 1 << 20)?;
+///     let root = pool.root();
+///     pool.set(root.fields().counter, 41)?;                  // one field, persisted
+///     let head = pool.get(root)?.list;
+///     pool.alloc(root.fields().list, Node { value: 7, next: head })?; // allocate + publish
+///     pool.get_mut(root)?.counter += 1;                       // persisted when the guard drops
+/// }
+/// let pool = Pool::<Root>::open(&path, "example")?;
+/// let root = pool.get(pool.root())?;
+/// assert_eq!(root.counter, 42);
+/// assert_eq!(pool.get(root.list)?.value, 7);
+/// # Ok(()) }
+/// ```
+pub struct Pool<R, M: Medium = FileMedium> {
+    medium: M,
+    heap: Heap,
+    info: PoolInfo,
+    /// Index (0 or 1) and sequence number of the dynamic slot in use.
+    slot: (usize, u64),
+    _root: PhantomData<fn() -> R>,
+}
+
+impl<R, M: Medium> std::fmt::Debug for Pool<R, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Persist> Pool<R, FileMedium> {
+    /// Creates a pool file of `size` bytes at `path` (which must not exist),
+    /// with a zeroed root.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a bad layout name or size;
+    /// [`Error::Io`] if the file cannot be created. A failed creation removes
+    /// the file it created.
+    pub fn create(path: impl AsRef<Path>, layout: &str, size: usize) -> Result<Self> {
+        Self::create_with(path, layout, size, R::zeroed())
+    }
+
+    /// [`create`](Self::create) with an initial root value.
+    ///
+    /// # Errors
+    /// As for [`create`](Self::create).
+    pub fn create_with(path: impl AsRef<Path>, layout: &str, size: usize, root: R) -> Result<Self> {
+        let path = path.as_ref();
+        check_creation::<R>(layout, size)?;
+        let medium = FileMedium::create(path, size)?;
+        Self::create_on(medium, layout, root).inspect_err(|_| {
+            // Only `FileMedium::create` made the file (it refuses existing ones).
+            let _ = std::fs::remove_file(path);
+        })
+    }
+
+    /// Opens the pool at `path`, recovering from an interrupted allocation or
+    /// free, and checks that it has layout `layout` and root type `R`.
+    ///
+    /// # Errors
+    /// [`Error::NotAPool`], [`Error::UnsupportedVersion`],
+    /// [`Error::ChecksumMismatch`], [`Error::WrongLayout`],
+    /// [`Error::RootTypeMismatch`], [`Error::Truncated`],
+    /// [`Error::AlreadyOpen`], [`Error::Corrupt`], [`Error::Io`].
+    pub fn open(path: impl AsRef<Path>, layout: &str) -> Result<Self> {
+        let path = path.as_ref();
+        precheck_file(path)?;
+        Self::open_on(FileMedium::open(path, PAGE)?, layout)
+    }
+}
+
+/// Reads the start of a short file to tell "not a pool" from "truncated".
+fn precheck_file(path: &Path) -> Result<()> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(format_args!("stat {}", path.display()), e))?
+        .len();
+    if len >= PAGE as u64 {
+        return Ok(());
+    }
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::io(format_args!("read {}", path.display()), e))?;
+    match bytes.get(..8) {
+        Some(magic) if magic != MAGIC => Err(Error::NotAPool {
+            found: magic.try_into().unwrap_or_default(),
+        }),
+        _ => Err(Error::Truncated {
+            expected: PAGE as u64,
+            found: len,
+        }),
+    }
+}
+
+fn check_creation<R: Persist>(layout: &str, size: usize) -> Result<()> {
+    if layout.len() > MAX_LAYOUT_NAME || layout.contains('\0') {
+        return Err(Error::InvalidArgument {
+            what: format!(
+                "layout name {layout:?}: expected at most {MAX_LAYOUT_NAME} bytes without NUL, found {}",
+                layout.len()
+            ),
+        });
+    }
+    if R::LAYOUT.align > PAGE {
+        return Err(Error::InvalidArgument {
+            what: format!("root alignment {} is above {PAGE}", R::LAYOUT.align),
+        });
+    }
+    let needed = heap_offset_for(R::LAYOUT.size) + MIN_POOL_SIZE - 2 * PAGE;
+    if size < needed {
+        return Err(Error::InvalidArgument {
+            what: format!("pool size {size}: expected at least {needed} bytes"),
+        });
+    }
+    Ok(())
+}
+
+/// The heap starts at the page after the root object.
+fn heap_offset_for(root_size: usize) -> usize {
+    PAGE + root_size.max(1).next_multiple_of(PAGE)
+}
+
+fn new_uuid() -> [u8; 16] {
+    use std::io::Read;
+    let mut uuid = [0u8; 16];
+    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut uuid));
+    if random.is_err() {
+        // No /dev/urandom: time and process id still tell pools apart.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        uuid[..8].copy_from_slice(&(now.as_nanos() as u64).to_le_bytes());
+        uuid[8..12].copy_from_slice(&std::process::id().to_le_bytes());
+    }
+    uuid[6] = (uuid[6] & 0x0f) | 0x40; // version 4
+    uuid[8] = (uuid[8] & 0x3f) | 0x80; // RFC 4122 variant
+    uuid
+}
+
+impl<R: Persist, M: Medium> Pool<R, M> {
+    /// Creates a pool on `medium`, which becomes the pool's size.
+    ///
+    /// Creation is crash-atomic: everything is written and made durable
+    /// first, and the magic number last, with one 8-byte store. A crash at
+    /// any point leaves either a complete pool or "not a pool".
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a bad layout name or a medium too small.
+    pub fn create_on(medium: M, layout: &str, root: R) -> Result<Self> {
+        let size = medium.len();
+        check_creation::<R>(layout, size)?;
+        let heap_offset = heap_offset_for(R::LAYOUT.size);
+        let zone_chunks = zone_chunks_for(size);
+        let geometry = Geometry {
+            heap_offset,
+            zone_chunks,
+            pool_size: size,
+        };
+
+        let mut sb = Superblock::zeroed();
+        sb.version = FORMAT_VERSION;
+        sb.uuid = new_uuid();
+        sb.layout_name = padded(layout);
+        sb.root_offset = PAGE as u64;
+        sb.root_size = R::LAYOUT.size as u64;
+        sb.root_align = R::LAYOUT.align as u64;
+        sb.root_fingerprint = R::LAYOUT.fingerprint;
+        sb.chunk_size = CHUNK as u64;
+        sb.zone_chunks = zone_chunks as u64;
+        sb.heap_offset = heap_offset as u64;
+        sb.root_field_count = R::LAYOUT.fields.len() as u32;
+        sb.root_name = padded(R::LAYOUT.name);
+        for (record, field) in sb.root_fields.iter_mut().zip(R::LAYOUT.fields) {
+            *record = FieldRecord {
+                name: padded(field.name),
+                offset: field.offset as u64,
+                size: field.size as u64,
+            };
+        }
+        sb.crc = sb.computed_crc();
+        let slot = DynamicSlot::sealed(1, size as u64);
+
+        // SAFETY: every range is inside the medium (its size was
+        // checked against the geometry), and no reference into it exists yet.
+        unsafe {
+            medium.fill(0, 0, PAGE, false);
+            medium.write(0, bytemuck::bytes_of(&sb), false);
+            // Both slots start equal, so either survives damage to the other.
+            medium.write(DYNAMIC_SLOTS_OFFSET, bytemuck::bytes_of(&slot), false);
+            medium.write(
+                DYNAMIC_SLOTS_OFFSET + LINE,
+                bytemuck::bytes_of(&slot),
+                false,
+            );
+            medium.write(PAGE, bytemuck::bytes_of(&root), false);
+            for zone in 0..geometry.zones() {
+                medium.fill(
+                    geometry.table_offset(zone),
+                    0,
+                    geometry.table_bytes(),
+                    false,
+                );
+            }
+        }
+        medium.fence();
+        // SAFETY: offset 0 is 8-aligned and inside the medium.
+        unsafe { medium.store_u64(0, u64::from_le_bytes(MAGIC)) };
+        medium.persist(0, 8);
+
+        Self::open_on(medium, layout)
+    }
+
+    /// Opens the pool on `medium`, as [`open`](Pool::open) does for a file.
+    ///
+    /// # Errors
+    /// As for [`open`](Pool::open).
+    pub fn open_on(medium: M, layout: &str) -> Result<Self> {
+        let (info, slot) = read_header(&medium)?;
+        if info.layout != layout {
+            return Err(Error::WrongLayout {
+                expected: layout.to_owned(),
+                found: info.layout,
+            });
+        }
+        check_root_type(&info, &R::LAYOUT)?;
+        let geometry = Geometry {
+            heap_offset: info.heap_offset as usize,
+            zone_chunks: info.zone_chunks as usize,
+            pool_size: info.size as usize,
+        };
+        recover(&medium, &geometry)?;
+        let heap = Heap::load(&medium, geometry)?;
+        Ok(Self {
+            medium,
+            heap,
+            info,
+            slot,
+            _root: PhantomData,
+        })
+    }
+
+    /// Gives the medium back (closing the pool).
+    pub fn into_medium(self) -> M {
+        self.medium
+    }
+
+    /// The medium.
+    pub fn medium(&self) -> &M {
+        &self.medium
+    }
+
+    /// What the header records.
+    pub fn info(&self) -> &PoolInfo {
+        &self.info
+    }
+
+    /// Bytes in use.
+    pub fn size(&self) -> u64 {
+        self.info.size
+    }
+
+    /// Allocation statistics.
+    pub fn stats(&self) -> HeapStats {
+        self.heap.stats()
+    }
+
+    /// The root object.
+    #[inline]
+    pub fn root(&self) -> PPtr<R> {
+        PPtr::from_offset(PAGE as u64)
+    }
+
+    /// Checks that `size` bytes at `offset` with alignment `align` lie in
+    /// the pool's data (past the header page), returning the offset.
+    #[inline]
+    fn resolve(&self, offset: u64, size: u64, align: usize) -> Result<usize> {
+        let problem = if offset == 0 {
+            PointerProblem::Null
+        } else if offset < PAGE as u64
+            || offset
+                .checked_add(size)
+                .is_none_or(|end| end > self.info.size)
+        {
+            PointerProblem::OutOfBounds {
+                pool_size: self.info.size,
+            }
+        } else if !offset.is_multiple_of(align as u64) {
+            PointerProblem::Misaligned {
+                align: align as u64,
+            }
+        } else {
+            return Ok(offset as usize);
+        };
+        Err(Error::BadPointer {
+            offset,
+            size,
+            reason: problem,
+        })
+    }
+
+    fn resolve_slice<T>(&self, slice: PSlice<T>) -> Result<(usize, usize)> {
+        if slice.is_empty() {
+            return Ok((0, 0));
+        }
+        let bytes = slice.byte_len().ok_or(Error::BadPointer {
+            offset: slice.offset(),
+            size: u64::MAX,
+            reason: PointerProblem::OutOfBounds {
+                pool_size: self.info.size,
+            },
+        })?;
+        Ok((
+            self.resolve(slice.offset(), bytes, align_of::<T>())?,
+            bytes as usize,
+        ))
+    }
+
+    /// The `T` that `ptr` points to.
+    ///
+    /// # Errors
+    /// [`Error::BadPointer`] if `ptr` is null, out of bounds or misaligned.
+    #[inline]
+    pub fn get<T: Persist>(&self, ptr: PPtr<T>) -> Result<&T> {
+        let offset = self.resolve(ptr.offset(), size_of::<T>() as u64, align_of::<T>())?;
+        // SAFETY: in bounds and aligned (resolved); any bytes are a valid `T`
+        // (Pod); writes need `&mut self`, which this shared borrow excludes.
+        Ok(unsafe { &*self.medium.base().add(offset).cast::<T>() })
+    }
+
+    /// The elements of `slice` (empty for the empty slice).
+    ///
+    /// # Errors
+    /// [`Error::BadPointer`] if the slice is not inside the pool or misaligned.
+    pub fn get_slice<T: Persist>(&self, slice: PSlice<T>) -> Result<&[T]> {
+        let (offset, bytes) = self.resolve_slice(slice)?;
+        if bytes == 0 {
+            return Ok(&[]);
+        }
+        // SAFETY: as in `get`, for `slice.len()` consecutive `T`s.
+        Ok(unsafe {
+            std::slice::from_raw_parts(
+                self.medium.base().add(offset).cast::<T>(),
+                slice.len() as usize,
+            )
+        })
+    }
+
+    /// Write access to `*ptr`: the guard dereferences to `&mut T`, and when
+    /// dropped (or [`persist`](Guard::persist)ed) flushes the cache lines that
+    /// changed and fences once.
+    ///
+    /// # Errors
+    /// [`Error::BadPointer`].
+    pub fn get_mut<T: Persist>(&mut self, ptr: PPtr<T>) -> Result<Guard<'_, T, M>> {
+        let offset = self.resolve(ptr.offset(), size_of::<T>() as u64, align_of::<T>())?;
+        // SAFETY: in bounds and aligned (resolved); the guard holds the pool's
+        // exclusive borrow, so this is the only reference to these bytes.
+        Ok(unsafe {
+            Guard::new(
+                &self.medium,
+                offset,
+                self.medium.base().add(offset).cast::<T>(),
+            )
+        })
+    }
+
+    /// Write access to the elements of `slice`.
+    ///
+    /// # Errors
+    /// [`Error::BadPointer`].
+    pub fn get_slice_mut<T: Persist>(&mut self, slice: PSlice<T>) -> Result<Guard<'_, [T], M>> {
+        let (offset, _) = self.resolve_slice(slice)?;
+        let base = if slice.is_empty() {
+            std::ptr::NonNull::<T>::dangling().as_ptr()
+        } else {
+            // SAFETY: resolved in bounds.
+            unsafe { self.medium.base().add(offset).cast::<T>() }
+        };
+        let elements = std::ptr::slice_from_raw_parts_mut(base, slice.len() as usize);
+        // SAFETY: as in `get_mut`, for the whole slice.
+        Ok(unsafe { Guard::new(&self.medium, offset, elements) })
+    }
+
+    /// Write access to several objects at once.
+    ///
+    /// # Errors
+    /// [`Error::Overlap`] if two of them share a byte; [`Error::BadPointer`].
+    pub fn get_disjoint_mut<T: Persist, const N: usize>(
+        &mut self,
+        ptrs: [PPtr<T>; N],
+    ) -> Result<[Guard<'_, T, M>; N]> {
+        let size = size_of::<T>() as u64;
+        let mut offsets = [0usize; N];
+        for (slot, ptr) in offsets.iter_mut().zip(&ptrs) {
+            *slot = self.resolve(ptr.offset(), size, align_of::<T>())?;
+        }
+        for i in 0..N {
+            for j in i + 1..N {
+                let (a, b) = (offsets[i] as u64, offsets[j] as u64);
+                if a < b + size && b < a + size {
+                    return Err(Error::Overlap { offsets: (a, b) });
+                }
+            }
+        }
+        let medium = &self.medium;
+        // SAFETY: each range is in bounds and aligned, no two overlap (checked),
+        // and the guards hold the pool's exclusive borrow.
+        Ok(offsets.map(|offset| unsafe {
+            Guard::new(medium, offset, medium.base().add(offset).cast::<T>())
+        }))
+    }
+
+    /// Stores `value` at `ptr` and persists exactly its cache lines. A value
+    /// of 8 bytes or less at an aligned address (every field the derive
+    /// accepts) is written by one store, so it is failure-atomic.
+    ///
+    /// # Errors
+    /// [`Error::BadPointer`].
+    #[inline]
+    pub fn set<T: Persist>(&mut self, ptr: PPtr<T>, value: T) -> Result<()> {
+        let offset = self.resolve(ptr.offset(), size_of::<T>() as u64, align_of::<T>())?;
+        // SAFETY: in bounds (resolved); `&mut self` excludes any reference to the bytes.
+        unsafe {
+            if size_of::<T>() == 8 && offset % 8 == 0 {
+                self.medium.store_u64(
+                    offset,
+                    bytemuck::cast::<[u8; 8], u64>(
+                        bytemuck::bytes_of(&value).try_into().unwrap_or_default(),
+                    ),
+                );
+            } else {
+                self.medium.write(offset, bytemuck::bytes_of(&value), false);
+            }
+        }
+        self.medium.persist(offset, size_of::<T>());
+        Ok(())
+    }
+
+    /// Points `dest` at `target` with one failure-atomic 8-byte store, and
+    /// persists it. Persist `*target` first: this is the publication step.
+    ///
+    /// # Errors
+    /// [`Error::BadPointer`] if `dest` is invalid.
+    #[inline]
+    pub fn publish<T: Persist>(&mut self, dest: PPtr<PPtr<T>>, target: PPtr<T>) -> Result<()> {
+        self.set(dest, target)
+    }
+
+    /// Stores element `index` of `slice` and persists it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `index` is out of range; [`Error::BadPointer`].
+    pub fn set_elem<T: Persist>(&mut self, slice: PSlice<T>, index: u64, value: T) -> Result<()> {
+        let ptr = slice.at(index).ok_or_else(|| Error::InvalidArgument {
+            what: format!("index {index} out of range for a slice of {}", slice.len()),
+        })?;
+        self.set(ptr, value)
+    }
+
+    /// Copies `values` into `slice` from element `start` on, with
+    /// non-temporal stores, and persists them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if they do not fit; [`Error::BadPointer`].
+    pub fn copy_to_slice<T: Persist>(
+        &mut self,
+        slice: PSlice<T>,
+        start: u64,
+        values: &[T],
+    ) -> Result<()> {
+        let count = values.len() as u64;
+        if start.checked_add(count).is_none_or(|end| end > slice.len()) {
+            return Err(Error::InvalidArgument {
+                what: format!(
+                    "{count} elements from index {start} do not fit in a slice of {}",
+                    slice.len()
+                ),
+            });
+        }
+        if values.is_empty() {
+            return Ok(());
+        }
+        let (base, _) = self.resolve_slice(slice)?;
+        let offset = base + (start as usize) * size_of::<T>();
+        let bytes: &[u8] = bytemuck::cast_slice(values);
+        // SAFETY: inside the resolved slice; `&mut self` excludes references to it.
+        unsafe { self.medium.write(offset, bytes, true) };
+        self.medium.fence();
+        Ok(())
+    }
+
+    /// Allocates a `T` holding `value` and publishes it into `*dest`, failure-
+    /// atomically: after a crash, either both happened or neither did. The
+    /// value is durable before the pointer is. Whatever `*dest` held before
+    /// is overwritten (free it first if it owned a block).
+    ///
+    /// # Errors
+    /// [`Error::OutOfSpace`]; [`Error::BadPointer`] for `dest`.
+    pub fn alloc<T: Persist>(&mut self, dest: PPtr<PPtr<T>>, value: T) -> Result<PPtr<T>> {
+        let dest = self.resolve(dest.offset(), 8, 8)?;
+        let bytes = bytemuck::bytes_of(&value);
+        let block = self.alloc_block(
+            size_of::<T>(),
+            align_of::<T>(),
+            Some(bytes),
+            dest,
+            |block| [block, 0],
+            8,
+        )?;
+        Ok(PPtr::from_offset(block))
+    }
+
+    /// Allocates a slice holding `values` and publishes it into `*dest`,
+    /// failure-atomically.
+    ///
+    /// # Errors
+    /// As for [`alloc`](Self::alloc).
+    pub fn alloc_slice<T: Persist>(
+        &mut self,
+        dest: PPtr<PSlice<T>>,
+        values: &[T],
+    ) -> Result<PSlice<T>> {
+        let dest = self.resolve(dest.offset(), 16, 8)?;
+        let len = values.len() as u64;
+        let bytes: &[u8] = bytemuck::cast_slice(values);
+        let block = self.alloc_block(
+            bytes.len(),
+            align_of::<T>(),
+            Some(bytes),
+            dest,
+            |block| [block, len],
+            16,
+        )?;
+        Ok(PSlice::from_raw_parts(block, len))
+    }
+
+    /// Allocates a slice of `len` zeroed elements and publishes it into `*dest`.
+    ///
+    /// # Errors
+    /// As for [`alloc`](Self::alloc).
+    pub fn alloc_slice_zeroed<T: Persist>(
+        &mut self,
+        dest: PPtr<PSlice<T>>,
+        len: u64,
+    ) -> Result<PSlice<T>> {
+        let dest = self.resolve(dest.offset(), 16, 8)?;
+        let bytes = len
+            .checked_mul(size_of::<T>() as u64)
+            .and_then(|b| usize::try_from(b).ok())
+            .ok_or_else(|| Error::InvalidArgument {
+                what: format!(
+                    "a slice of {len} elements of {} bytes is too large",
+                    size_of::<T>()
+                ),
+            })?;
+        let block =
+            self.alloc_block(bytes, align_of::<T>(), None, dest, |block| [block, len], 16)?;
+        Ok(PSlice::from_raw_parts(block, len))
+    }
+
+    /// The allocation protocol (see the `alloc` module): value and redo
+    /// record, fence; apply, fence; clear the record, fence.
+    fn alloc_block(
+        &mut self,
+        size: usize,
+        align: usize,
+        value: Option<&[u8]>,
+        dest: usize,
+        dest_value: impl FnOnce(u64) -> [u64; 2],
+        dest_len: u32,
+    ) -> Result<u64> {
+        let Reservation {
+            offset: block,
+            size: block_size,
+        } = self.heap.reserve(&self.medium, size, align)?;
+        if (dest as u64) < block + block_size && block < dest as u64 + u64::from(dest_len) {
+            return Err(Error::InvalidArgument {
+                what: format!(
+                    "destination {dest:#x} lies in the free block {block:#x} being allocated"
+                ),
+            });
+        }
+        let value_crc = match value {
+            // SAFETY: the block is free and inside the pool; nothing references it.
+            Some(bytes) => unsafe {
+                self.medium.write(block as usize, bytes, false);
+                crc32fast::hash(bytes)
+            },
+            None => {
+                // SAFETY: as above.
+                unsafe { self.medium.fill(block as usize, 0, size, false) };
+                zeros_crc(size)
+            }
+        };
+        let record = RedoRecord {
+            kind: RedoKind::Alloc as u32,
+            dest_len,
+            block,
+            block_size,
+            dest: dest as u64,
+            dest_value: dest_value(block),
+            value_crc,
+            crc: 0,
+            value_len: size as u64,
+        }
+        .sealed();
+        self.run_record(&record);
+        Ok(block)
+    }
+
+    /// Writes, applies and clears a redo record: three fences.
+    fn run_record(&mut self, record: &RedoRecord) {
+        // SAFETY: the record slot, the chunk table and the
+        // destination are inside the pool, and `&mut self` excludes any
+        // reference into them.
+        unsafe {
+            self.medium
+                .write(REDO_OFFSET, bytemuck::bytes_of(record), false);
+            self.medium.fence();
+            alloc::apply_record(&self.medium, self.heap.geometry(), record);
+            self.medium.fence();
+            self.medium.store_u64(REDO_OFFSET, 0);
+        }
+        self.medium.persist(REDO_OFFSET, 8);
+        self.heap.note_applied(record);
+    }
+
+    /// Frees the object `*dest` points to and nulls `*dest`, failure-atomically.
+    /// Freeing a null pointer does nothing.
+    ///
+    /// # Errors
+    /// [`Error::NotAllocated`] if `*dest` is not an allocated block;
+    /// [`Error::BadPointer`] for `dest`.
+    pub fn free<T: Persist>(&mut self, dest: PPtr<PPtr<T>>) -> Result<()> {
+        let dest = self.resolve(dest.offset(), 8, 8)?;
+        // SAFETY: `dest` resolved to 8 in-bounds bytes.
+        let target: u64 = unsafe { read(&self.medium, dest) };
+        self.free_block(dest, target, 8)
+    }
+
+    /// Frees the slice `*dest` describes and empties `*dest`, failure-atomically.
+    ///
+    /// # Errors
+    /// As for [`free`](Self::free).
+    pub fn free_slice<T: Persist>(&mut self, dest: PPtr<PSlice<T>>) -> Result<()> {
+        let dest = self.resolve(dest.offset(), 16, 8)?;
+        // SAFETY: `dest` resolved to 16 in-bounds bytes.
+        let target: u64 = unsafe { read(&self.medium, dest) };
+        self.free_block(dest, target, 16)
+    }
+
+    fn free_block(&mut self, dest: usize, target: u64, dest_len: u32) -> Result<()> {
+        if target == 0 {
+            return Ok(());
+        }
+        let (block, block_size) = self.heap.allocated_block(&self.medium, target)?;
+        if (dest as u64) < block + block_size && block < dest as u64 + u64::from(dest_len) {
+            return Err(Error::InvalidArgument {
+                what: format!(
+                    "the pointer at {dest:#x} lies inside the block {block:#x} it would free"
+                ),
+            });
+        }
+        let record = RedoRecord {
+            kind: RedoKind::Free as u32,
+            dest_len,
+            block,
+            block_size,
+            dest: dest as u64,
+            dest_value: [0, 0],
+            value_crc: 0,
+            crc: 0,
+            value_len: 0,
+        }
+        .sealed();
+        self.run_record(&record);
+        Ok(())
+    }
+
+    /// Grows the pool to `new_size` bytes: extends the medium, remaps it, and
+    /// adds the new space to the heap. Safe because `&mut self` proves that no
+    /// reference into the old mapping is alive, and persistent pointers are
+    /// offsets, so they stay valid.
+    ///
+    /// Crash-safe: the new size is recorded (in the header slot not in use)
+    /// only after the new chunk tables are durable.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `new_size` is smaller than the pool;
+    /// [`Error::Io`] from the medium.
+    pub fn grow(&mut self, new_size: usize) -> Result<()> {
+        let old = self.info.size as usize;
+        if new_size < old {
+            return Err(Error::InvalidArgument {
+                what: format!("cannot shrink the pool from {old} to {new_size} bytes"),
+            });
+        }
+        if new_size == old {
+            return Ok(());
+        }
+        self.medium.grow(new_size)?;
+        let old_geometry = *self.heap.geometry();
+        let geometry = Geometry {
+            pool_size: new_size,
+            ..old_geometry
+        };
+        for zone in old_geometry.zones()..geometry.zones() {
+            // SAFETY: new zones lie inside the grown medium; nothing references them.
+            unsafe {
+                self.medium.fill(
+                    geometry.table_offset(zone),
+                    0,
+                    geometry.table_bytes(),
+                    false,
+                )
+            };
+        }
+        self.medium.fence();
+        let (index, seq) = self.slot;
+        let next = DynamicSlot::sealed(seq + 1, new_size as u64);
+        let at = DYNAMIC_SLOTS_OFFSET + (1 - index) * LINE;
+        // SAFETY: the unused header slot is inside the pool and unreferenced.
+        unsafe { self.medium.write(at, bytemuck::bytes_of(&next), false) };
+        self.medium.fence();
+        self.slot = (1 - index, seq + 1);
+        self.info.size = new_size as u64;
+        self.heap = Heap::load(&self.medium, geometry)?;
+        Ok(())
+    }
+
+    /// Every allocated block as (offset, size), in address order.
+    pub fn allocated_blocks(&self) -> Vec<(u64, u64)> {
+        self.heap.allocated_blocks(&self.medium)
+    }
+}
+
+fn zeros_crc(len: usize) -> u32 {
+    let zeros = [0u8; 4096];
+    let mut hasher = crc32fast::Hasher::new();
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(zeros.len());
+        hasher.update(&zeros[..n]);
+        left -= n;
+    }
+    hasher.finalize()
+}
+
+/// Reads and checks the header: magic, version, checksums, geometry and the
+/// current dynamic slot. Layout and root type are the caller's to check.
+pub(crate) fn read_header<M: Medium>(medium: &M) -> Result<(PoolInfo, (usize, u64))> {
+    let len = medium.len();
+    if len < 8 {
+        return Err(Error::Truncated {
+            expected: PAGE as u64,
+            found: len as u64,
+        });
+    }
+    // SAFETY: 8 bytes at offset 0 are inside the medium.
+    let magic: [u8; 8] = unsafe { read(medium, 0) };
+    if magic != MAGIC {
+        return Err(Error::NotAPool { found: magic });
+    }
+    if len < PAGE {
+        return Err(Error::Truncated {
+            expected: PAGE as u64,
+            found: len as u64,
+        });
+    }
+    // SAFETY: the superblock lies within the first page, checked present.
+    let sb: Superblock = unsafe { read(medium, 0) };
+    if sb.version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            expected: FORMAT_VERSION,
+            found: sb.version,
+        });
+    }
+    let crc = sb.computed_crc();
+    if crc != sb.crc {
+        return Err(Error::ChecksumMismatch {
+            region: "superblock",
+            expected: crc,
+            found: sb.crc,
+        });
+    }
+    let geometry_ok = sb.chunk_size == CHUNK as u64
+        && sb.zone_chunks.is_power_of_two()
+        && (64..=4096).contains(&sb.zone_chunks)
+        && sb.root_offset == PAGE as u64
+        && sb.root_align.is_power_of_two()
+        && sb.root_align <= PAGE as u64
+        && sb.heap_offset == heap_offset_for(sb.root_size as usize) as u64;
+    if !geometry_ok {
+        return Err(Error::corrupt(format_args!(
+            "superblock geometry: chunk size {}, {} chunks per zone, root at {} ({} bytes, align {}), heap at {}",
+            sb.chunk_size,
+            sb.zone_chunks,
+            sb.root_offset,
+            sb.root_size,
+            sb.root_align,
+            sb.heap_offset
+        )));
+    }
+    let slots: [DynamicSlot; 2] = [0, 1].map(|i| {
+        // SAFETY: both slots lie within the first page.
+        unsafe { read(medium, DYNAMIC_SLOTS_OFFSET + i * LINE) }
+    });
+    let valid = |i: usize| slots[i].is_valid();
+    let index = match (valid(0), valid(1)) {
+        (true, true) => usize::from(slots[1].seq > slots[0].seq),
+        (true, false) => 0,
+        (false, true) => 1,
+        (false, false) => {
+            return Err(Error::ChecksumMismatch {
+                region: "dynamic header (both copies)",
+                expected: slots[0].computed_crc(),
+                found: slots[0].crc,
+            });
+        }
+    };
+    let slot = slots[index];
+    if slot.pool_size > len as u64 {
+        return Err(Error::Truncated {
+            expected: slot.pool_size,
+            found: len as u64,
+        });
+    }
+    let minimum = sb.heap_offset + (sb.zone_chunks * LINE as u64) + CHUNK as u64;
+    if slot.pool_size < minimum {
+        return Err(Error::corrupt(format_args!(
+            "pool size {} is below the minimum {minimum}",
+            slot.pool_size
+        )));
+    }
+    let recorded = (sb.root_field_count as usize).min(MAX_RECORDED_FIELDS);
+    let info = PoolInfo {
+        version: sb.version,
+        uuid: sb.uuid,
+        layout: unpadded(&sb.layout_name),
+        size: slot.pool_size,
+        root_name: unpadded(&sb.root_name),
+        root_size: sb.root_size,
+        root_align: sb.root_align,
+        root_fingerprint: sb.root_fingerprint,
+        root_field_count: sb.root_field_count,
+        root_fields: sb.root_fields[..recorded]
+            .iter()
+            .map(|f| (unpadded(&f.name), f.offset, f.size))
+            .collect(),
+        zone_chunks: sb.zone_chunks,
+        heap_offset: sb.heap_offset,
+    };
+    Ok((info, (index, slot.seq)))
+}
+
+/// Compares the recorded root type with `layout`, listing the differences.
+fn check_root_type(info: &PoolInfo, layout: &TypeLayout) -> Result<()> {
+    if info.root_fingerprint == layout.fingerprint
+        && info.root_size == layout.size as u64
+        && info.root_align == layout.align as u64
+    {
+        return Ok(());
+    }
+    let mut differences = Vec::new();
+    if info.root_size != layout.size as u64 {
+        differences.push(FieldDifference::Size {
+            expected: layout.size as u64,
+            found: info.root_size,
+        });
+    }
+    let truncated = info.root_field_count as usize > info.root_fields.len();
+    for (name, offset, size) in &info.root_fields {
+        match layout.fields.iter().find(|f| f.name == name.as_str()) {
+            None if !truncated || layout.fields.len() <= info.root_fields.len() => {
+                differences.push(FieldDifference::Removed {
+                    name: name.clone(),
+                    offset: *offset,
+                    size: *size,
+                });
+            }
+            Some(f) if (f.offset as u64, f.size as u64) != (*offset, *size) => {
+                differences.push(FieldDifference::Changed {
+                    name: name.clone(),
+                    expected: (f.offset as u64, f.size as u64),
+                    found: (*offset, *size),
+                })
+            }
+            _ => {}
+        }
+    }
+    if !truncated {
+        for f in layout.fields {
+            if !info.root_fields.iter().any(|(name, ..)| name == f.name) {
+                differences.push(FieldDifference::Added {
+                    name: f.name.to_owned(),
+                    offset: f.offset as u64,
+                    size: f.size as u64,
+                });
+            }
+        }
+    }
+    if differences.is_empty() {
+        differences.push(FieldDifference::Unrecorded);
+    }
+    Err(Error::RootTypeMismatch {
+        expected: layout.fingerprint,
+        found: info.root_fingerprint,
+        differences,
+    })
+}
+
+/// Finishes or rolls back the operation an interrupted allocation or free
+/// left in the redo record. Its writes are persisted before the record is
+/// cleared, so a crash during recovery only repeats it.
+pub(crate) fn recover<M: Medium>(medium: &M, geometry: &Geometry) -> Result<()> {
+    // SAFETY: the record lies within the first page.
+    let record: RedoRecord = unsafe { read(medium, REDO_OFFSET) };
+    if record.kind == RedoKind::None as u32 {
+        return Ok(());
+    }
+    if record.crc == record.computed_crc() {
+        alloc::validate_record(medium, geometry, &record)?;
+        let roll_forward = record.kind == RedoKind::Free as u32 || {
+            let in_bounds = record.value_len <= record.block_size;
+            // SAFETY: the validated block is inside the pool; value_len is within it.
+            in_bounds
+                && crc32fast::hash(unsafe {
+                    std::slice::from_raw_parts(
+                        medium.base().add(record.block as usize),
+                        record.value_len as usize,
+                    )
+                }) == record.value_crc
+        };
+        if roll_forward {
+            // SAFETY: validated; the pool is not open yet, so nothing references it.
+            unsafe { alloc::apply_record(medium, geometry, &record) };
+            medium.fence();
+        }
+    }
+    // SAFETY: the record slot is inside the first page and unreferenced.
+    unsafe { medium.store_u64(REDO_OFFSET, 0) };
+    medium.persist(REDO_OFFSET, 8);
+    Ok(())
+}
