@@ -80,7 +80,7 @@ pub(crate) struct Reservation {
 pub struct HeapStats {
     /// Chunks in the heap.
     pub chunks: u64,
-    /// Unused chunks.
+    /// Chunks with nothing allocated in them (unused, or emptied small chunks).
     pub free_chunks: u64,
     /// Per size class: (block size, chunks of the class, blocks allocated, blocks in those chunks).
     pub classes: Vec<(u64, u64, u64, u64)>,
@@ -321,7 +321,7 @@ impl Heap {
         })
     }
 
-    /// The first of `count` consecutive free chunks within one zone.
+    /// The first of `count` consecutive free (or emptied) chunks within one zone.
     fn find_free_chunks(&mut self, count: usize) -> Option<usize> {
         let zone_chunks = self.geometry.zone_chunks;
         if count > zone_chunks {
@@ -337,7 +337,11 @@ impl Heap {
         let mut run_start = start;
         let mut run_len = 0;
         for global in start..total {
-            let free = self.chunks[global].is_some_and(|c| c.kind == chunk_kind::FREE);
+            // An emptied small chunk is as good as a free one: its bitmap is
+            // zero, so whoever takes it overwrites its state with one store.
+            let free = self.chunks[global].is_some_and(|c| {
+                c.kind == chunk_kind::FREE || c.kind == chunk_kind::SMALL && c.used == 0
+            });
             if !free || (run_len > 0 && global % zone_chunks == 0) {
                 run_len = 0;
             }
@@ -388,12 +392,11 @@ impl Heap {
             } else {
                 let was_full = usize::from(info.used) == blocks_per_chunk(class);
                 info.used -= 1;
-                if info.used == 0 {
-                    // `apply` returned the empty chunk to the free pool.
-                    *info = ChunkInfo::default();
-                    self.free_hint = self.free_hint.min(global);
-                } else if was_full {
+                if was_full {
                     self.with_room[class].push(global as u32);
+                }
+                if info.used == 0 {
+                    self.free_hint = self.free_hint.min(global);
                 }
             }
         } else {
@@ -487,6 +490,7 @@ impl Heap {
             stats.chunks += 1;
             match info.kind {
                 chunk_kind::FREE => stats.free_chunks += 1,
+                chunk_kind::SMALL if info.used == 0 => stats.free_chunks += 1,
                 chunk_kind::SMALL => {
                     let class = usize::from(info.class);
                     let entry = &mut stats.classes[class];
@@ -600,19 +604,12 @@ pub(crate) unsafe fn apply_record<M: Medium>(medium: &M, geometry: &Geometry, re
             let d: ChunkDescriptor = read(medium, at);
             let word_at = at + 8 + (bit / 64) * 8;
             let mask = 1u64 << (bit % 64);
-            if alloc {
-                medium.store_u64(word_at, d.bitmap[bit / 64] | mask);
-            } else {
-                let word = d.bitmap[bit / 64] & !mask;
-                medium.store_u64(word_at, word);
-                let mut bitmap = d.bitmap;
-                bitmap[bit / 64] = word;
-                if bitmap == [0; 4] {
-                    // The chunk is empty: back to the free pool (same line, so
-                    // this store cannot persist before the bitmap's).
-                    medium.store_u64(at, 0);
-                }
-            }
+            // One 8-byte store: the bit's word. (An emptied chunk keeps its
+            // class; `find_free_chunks` hands it back later with a store of
+            // its own, so nothing here relies on the order of two stores to
+            // one line.)
+            let word = d.bitmap[bit / 64];
+            medium.store_u64(word_at, if alloc { word | mask } else { word & !mask });
             medium.flush(at, LINE);
         } else {
             let run = (record.block_size / CHUNK as u64) as usize;

@@ -3,6 +3,7 @@
 
 use core::fmt;
 use core::ops::{Deref, DerefMut};
+use core::panic::Location;
 
 use bytemuck::Pod;
 
@@ -72,13 +73,20 @@ pub struct Guard<'a, T: ?Sized + PodView, M: Medium> {
     medium: &'a M,
     offset: usize,
     snapshot: Snapshot,
+    /// Where the guard was taken, for the crash simulator's reports.
+    taken_at: &'static Location<'static>,
 }
 
 impl<'a, T: ?Sized + PodView, M: Medium> Guard<'a, T, M> {
     /// # Safety
     /// `value` points to a valid, aligned `T` at `offset` of `medium`, and for
     /// `'a` nothing else accesses it.
-    pub(crate) unsafe fn new(medium: &'a M, offset: usize, value: *mut T) -> Self {
+    pub(crate) unsafe fn new(
+        medium: &'a M,
+        offset: usize,
+        taken_at: &'static Location<'static>,
+        value: *mut T,
+    ) -> Self {
         // SAFETY: forwarded from the caller.
         let value = unsafe { &mut *value };
         let snapshot = Snapshot::of(value.pod_bytes());
@@ -87,12 +95,14 @@ impl<'a, T: ?Sized + PodView, M: Medium> Guard<'a, T, M> {
             medium,
             offset,
             snapshot,
+            taken_at,
         }
     }
 
     /// Flushes the cache lines that changed since the guard was made (or last
     /// persisted) and fences: the changes are durable on return.
     pub fn persist(&mut self) {
+        self.medium.note("Guard::persist", self.taken_at);
         let now = self.value.pod_bytes();
         let before = self.snapshot.bytes_mut();
         // Lines are aligned to the medium, not to the object.

@@ -88,6 +88,8 @@ pub mod medium;
 pub mod persist;
 mod pool;
 pub mod pptr;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 pub use alloc::HeapStats;
 pub use check::CheckReport;

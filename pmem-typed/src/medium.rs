@@ -8,6 +8,7 @@
 //! costs nothing: its methods inline to pmem-sys calls.
 
 use std::fs::{File, OpenOptions, TryLockError};
+use std::panic::Location;
 use std::path::{Path, PathBuf};
 
 use pmem_sys::{CopyFlags, Engine, MapFlags, Mapping};
@@ -73,6 +74,14 @@ pub unsafe trait Medium: Send + Sync {
     /// `offset` is 8-aligned, `offset + 8 <= len()`, and no reference to those
     /// bytes is alive.
     unsafe fn store_u64(&self, offset: usize, value: u64);
+
+    /// Tells the medium which operation the following stores, flushes and
+    /// fences belong to, and where the program called it. The crash simulator
+    /// uses this to name crash points; other media ignore it.
+    #[inline]
+    fn note(&self, operation: &'static str, at: &'static Location<'static>) {
+        let _ = (operation, at);
+    }
 
     /// Makes the medium at least `new_len` bytes long; [`base`](Self::base)
     /// may change. The bytes already there are kept.

@@ -1,6 +1,7 @@
 //! [`Pool`]: a typed pool of persistent memory.
 
 use std::marker::PhantomData;
+use std::panic::Location;
 use std::path::Path;
 
 use bytemuck::Zeroable;
@@ -141,6 +142,7 @@ impl<R: Persist> Pool<R, FileMedium> {
     /// [`Error::InvalidArgument`] for a bad layout name or size;
     /// [`Error::Io`] if the file cannot be created. A failed creation removes
     /// the file it created.
+    #[track_caller]
     pub fn create(path: impl AsRef<Path>, layout: &str, size: usize) -> Result<Self> {
         Self::create_with(path, layout, size, R::zeroed())
     }
@@ -149,6 +151,7 @@ impl<R: Persist> Pool<R, FileMedium> {
     ///
     /// # Errors
     /// As for [`create`](Self::create).
+    #[track_caller]
     pub fn create_with(path: impl AsRef<Path>, layout: &str, size: usize, root: R) -> Result<Self> {
         let path = path.as_ref();
         check_creation::<R>(layout, size)?;
@@ -167,6 +170,7 @@ impl<R: Persist> Pool<R, FileMedium> {
     /// [`Error::ChecksumMismatch`], [`Error::WrongLayout`],
     /// [`Error::RootTypeMismatch`], [`Error::Truncated`],
     /// [`Error::AlreadyOpen`], [`Error::Corrupt`], [`Error::Io`].
+    #[track_caller]
     pub fn open(path: impl AsRef<Path>, layout: &str) -> Result<Self> {
         let path = path.as_ref();
         precheck_file(path)?;
@@ -249,7 +253,9 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a bad layout name or a medium too small.
+    #[track_caller]
     pub fn create_on(medium: M, layout: &str, root: R) -> Result<Self> {
+        medium.note("Pool::create", Location::caller());
         let size = medium.len();
         check_creation::<R>(layout, size)?;
         let heap_offset = heap_offset_for(R::LAYOUT.size);
@@ -283,6 +289,12 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         sb.crc = sb.computed_crc();
         let slot = DynamicSlot::sealed(1, size as u64);
 
+        // Whatever the medium held, it is not a pool from here on: with the
+        // magic durably gone, no crash below can leave a half-written pool
+        // that looks like one.
+        // SAFETY: offset 0 is 8-aligned and inside the medium; no reference into it exists.
+        unsafe { medium.store_u64(0, 0) };
+        medium.persist(0, 8);
         // SAFETY: every range is inside the medium (its size was
         // checked against the geometry), and no reference into it exists yet.
         unsafe {
@@ -317,7 +329,9 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// As for [`open`](Pool::open).
+    #[track_caller]
     pub fn open_on(medium: M, layout: &str) -> Result<Self> {
+        medium.note("Pool::open (recovery)", Location::caller());
         let (info, slot) = read_header(&medium)?;
         if info.layout != layout {
             return Err(Error::WrongLayout {
@@ -454,7 +468,10 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// [`Error::BadPointer`].
+    #[track_caller]
     pub fn get_mut<T: Persist>(&mut self, ptr: PPtr<T>) -> Result<Guard<'_, T, M>> {
+        // Writes through the guard are attributed to this call.
+        self.medium.note("Pool::get_mut", Location::caller());
         let offset = self.resolve(ptr.offset(), size_of::<T>() as u64, align_of::<T>())?;
         // SAFETY: in bounds and aligned (resolved); the guard holds the pool's
         // exclusive borrow, so this is the only reference to these bytes.
@@ -462,6 +479,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
             Guard::new(
                 &self.medium,
                 offset,
+                Location::caller(),
                 self.medium.base().add(offset).cast::<T>(),
             )
         })
@@ -471,7 +489,10 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// [`Error::BadPointer`].
+    #[track_caller]
     pub fn get_slice_mut<T: Persist>(&mut self, slice: PSlice<T>) -> Result<Guard<'_, [T], M>> {
+        // Writes through the guard are attributed to this call.
+        self.medium.note("Pool::get_slice_mut", Location::caller());
         let (offset, _) = self.resolve_slice(slice)?;
         let base = if slice.is_empty() {
             std::ptr::NonNull::<T>::dangling().as_ptr()
@@ -481,17 +502,20 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         };
         let elements = std::ptr::slice_from_raw_parts_mut(base, slice.len() as usize);
         // SAFETY: as in `get_mut`, for the whole slice.
-        Ok(unsafe { Guard::new(&self.medium, offset, elements) })
+        Ok(unsafe { Guard::new(&self.medium, offset, Location::caller(), elements) })
     }
 
     /// Write access to several objects at once.
     ///
     /// # Errors
     /// [`Error::Overlap`] if two of them share a byte; [`Error::BadPointer`].
+    #[track_caller]
     pub fn get_disjoint_mut<T: Persist, const N: usize>(
         &mut self,
         ptrs: [PPtr<T>; N],
     ) -> Result<[Guard<'_, T, M>; N]> {
+        self.medium
+            .note("Pool::get_disjoint_mut", Location::caller());
         let size = size_of::<T>() as u64;
         let mut offsets = [0usize; N];
         for (slot, ptr) in offsets.iter_mut().zip(&ptrs) {
@@ -506,10 +530,11 @@ impl<R: Persist, M: Medium> Pool<R, M> {
             }
         }
         let medium = &self.medium;
+        let at = Location::caller();
         // SAFETY: each range is in bounds and aligned, no two overlap (checked),
         // and the guards hold the pool's exclusive borrow.
         Ok(offsets.map(|offset| unsafe {
-            Guard::new(medium, offset, medium.base().add(offset).cast::<T>())
+            Guard::new(medium, offset, at, medium.base().add(offset).cast::<T>())
         }))
     }
 
@@ -520,7 +545,9 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     /// # Errors
     /// [`Error::BadPointer`].
     #[inline]
+    #[track_caller]
     pub fn set<T: Persist>(&mut self, ptr: PPtr<T>, value: T) -> Result<()> {
+        self.medium.note("Pool::set", Location::caller());
         let offset = self.resolve(ptr.offset(), size_of::<T>() as u64, align_of::<T>())?;
         // SAFETY: in bounds (resolved); `&mut self` excludes any reference to the bytes.
         unsafe {
@@ -545,6 +572,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     /// # Errors
     /// [`Error::BadPointer`] if `dest` is invalid.
     #[inline]
+    #[track_caller]
     pub fn publish<T: Persist>(&mut self, dest: PPtr<PPtr<T>>, target: PPtr<T>) -> Result<()> {
         self.set(dest, target)
     }
@@ -553,7 +581,9 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if `index` is out of range; [`Error::BadPointer`].
+    #[track_caller]
     pub fn set_elem<T: Persist>(&mut self, slice: PSlice<T>, index: u64, value: T) -> Result<()> {
+        self.medium.note("Pool::set_elem", Location::caller());
         let ptr = slice.at(index).ok_or_else(|| Error::InvalidArgument {
             what: format!("index {index} out of range for a slice of {}", slice.len()),
         })?;
@@ -565,12 +595,14 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if they do not fit; [`Error::BadPointer`].
+    #[track_caller]
     pub fn copy_to_slice<T: Persist>(
         &mut self,
         slice: PSlice<T>,
         start: u64,
         values: &[T],
     ) -> Result<()> {
+        self.medium.note("Pool::copy_to_slice", Location::caller());
         let count = values.len() as u64;
         if start.checked_add(count).is_none_or(|end| end > slice.len()) {
             return Err(Error::InvalidArgument {
@@ -599,7 +631,9 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// [`Error::OutOfSpace`]; [`Error::BadPointer`] for `dest`.
+    #[track_caller]
     pub fn alloc<T: Persist>(&mut self, dest: PPtr<PPtr<T>>, value: T) -> Result<PPtr<T>> {
+        self.medium.note("Pool::alloc", Location::caller());
         let dest = self.resolve(dest.offset(), 8, 8)?;
         let bytes = bytemuck::bytes_of(&value);
         let block = self.alloc_block(
@@ -618,11 +652,13 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// As for [`alloc`](Self::alloc).
+    #[track_caller]
     pub fn alloc_slice<T: Persist>(
         &mut self,
         dest: PPtr<PSlice<T>>,
         values: &[T],
     ) -> Result<PSlice<T>> {
+        self.medium.note("Pool::alloc_slice", Location::caller());
         let dest = self.resolve(dest.offset(), 16, 8)?;
         let len = values.len() as u64;
         let bytes: &[u8] = bytemuck::cast_slice(values);
@@ -641,11 +677,14 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// As for [`alloc`](Self::alloc).
+    #[track_caller]
     pub fn alloc_slice_zeroed<T: Persist>(
         &mut self,
         dest: PPtr<PSlice<T>>,
         len: u64,
     ) -> Result<PSlice<T>> {
+        self.medium
+            .note("Pool::alloc_slice_zeroed", Location::caller());
         let dest = self.resolve(dest.offset(), 16, 8)?;
         let bytes = len
             .checked_mul(size_of::<T>() as u64)
@@ -734,26 +773,87 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     /// # Errors
     /// [`Error::NotAllocated`] if `*dest` is not an allocated block;
     /// [`Error::BadPointer`] for `dest`.
+    #[track_caller]
     pub fn free<T: Persist>(&mut self, dest: PPtr<PPtr<T>>) -> Result<()> {
+        self.medium.note("Pool::free", Location::caller());
+        self.free_and_publish_inner(dest, PPtr::null())
+    }
+
+    /// Frees the object `*dest` points to and stores `replacement` into
+    /// `*dest`, failure-atomically: unlinking a node and freeing it in one
+    /// step, where `free` then `publish` would leave a moment in which what
+    /// follows the node is unreachable.
+    ///
+    /// ```
+    /// # use pmem_typed::{PPtr, Persist, Pool};
+    /// # #[derive(Clone, Copy, Persist)] #[repr(C)] struct Root { head: PPtr<Node> }
+    /// # #[derive(Clone, Copy, Persist)] #[repr(C)] struct Node { value: u64, next: PPtr<Node> }
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let mut pool = Pool::<Root>::create(dir.path().join("p"), "stack", 1 << 20)?;
+    /// # let head = pool.root().fields().head;
+    /// # pool.alloc(head, Node { value: 1, next: PPtr::null() })?;
+    /// # let first = pool.get(pool.root())?.head;
+    /// # pool.alloc(head, Node { value: 2, next: first })?;
+    /// // Pop the top of a stack.
+    /// let top = pool.get(pool.root())?.head;
+    /// let next = pool.get(top)?.next;
+    /// pool.free_and_publish(head, next)?;
+    /// assert_eq!(pool.get(pool.get(pool.root())?.head)?.value, 1);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`free`](Self::free).
+    #[track_caller]
+    pub fn free_and_publish<T: Persist>(
+        &mut self,
+        dest: PPtr<PPtr<T>>,
+        replacement: PPtr<T>,
+    ) -> Result<()> {
+        self.medium
+            .note("Pool::free_and_publish", Location::caller());
+        self.free_and_publish_inner(dest, replacement)
+    }
+
+    fn free_and_publish_inner<T>(
+        &mut self,
+        dest: PPtr<PPtr<T>>,
+        replacement: PPtr<T>,
+    ) -> Result<()> {
         let dest = self.resolve(dest.offset(), 8, 8)?;
         // SAFETY: `dest` resolved to 8 in-bounds bytes.
         let target: u64 = unsafe { read(&self.medium, dest) };
-        self.free_block(dest, target, 8)
+        self.free_block(dest, target, 8, [replacement.offset(), 0])
     }
 
     /// Frees the slice `*dest` describes and empties `*dest`, failure-atomically.
     ///
     /// # Errors
     /// As for [`free`](Self::free).
+    #[track_caller]
     pub fn free_slice<T: Persist>(&mut self, dest: PPtr<PSlice<T>>) -> Result<()> {
+        self.medium.note("Pool::free_slice", Location::caller());
         let dest = self.resolve(dest.offset(), 16, 8)?;
         // SAFETY: `dest` resolved to 16 in-bounds bytes.
         let target: u64 = unsafe { read(&self.medium, dest) };
-        self.free_block(dest, target, 16)
+        self.free_block(dest, target, 16, [0, 0])
     }
 
-    fn free_block(&mut self, dest: usize, target: u64, dest_len: u32) -> Result<()> {
+    fn free_block(
+        &mut self,
+        dest: usize,
+        target: u64,
+        dest_len: u32,
+        dest_value: [u64; 2],
+    ) -> Result<()> {
         if target == 0 {
+            if dest_value != [0, 0] {
+                // Nothing to free: publishing alone is one atomic store.
+                // SAFETY: `dest` resolved to 8 in-bounds, aligned bytes; `&mut self` excludes references.
+                unsafe { self.medium.store_u64(dest, dest_value[0]) };
+                self.medium.persist(dest, 8);
+            }
             return Ok(());
         }
         let (block, block_size) = self.heap.allocated_block(&self.medium, target)?;
@@ -770,7 +870,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
             block,
             block_size,
             dest: dest as u64,
-            dest_value: [0, 0],
+            dest_value,
             value_crc: 0,
             crc: 0,
             value_len: 0,
@@ -791,7 +891,9 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     /// # Errors
     /// [`Error::InvalidArgument`] if `new_size` is smaller than the pool;
     /// [`Error::Io`] from the medium.
+    #[track_caller]
     pub fn grow(&mut self, new_size: usize) -> Result<()> {
+        self.medium.note("Pool::grow", Location::caller());
         let old = self.info.size as usize;
         if new_size < old {
             return Err(Error::InvalidArgument {

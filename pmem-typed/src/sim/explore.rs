@@ -1,0 +1,738 @@
+//! The explorer: runs a scenario once while recording, then checks every
+//! image a crash could leave (or a seeded sample of them), each after
+//! recovery, including images of crashes during recovery.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::medium::{Log, SimMedium, Site};
+use super::model::{CrashPoint, Profile, crash_points};
+use crate::layout::LINE;
+
+type Step<'a> = Box<dyn Fn(&SimMedium) -> Result<(), String> + Send + Sync + 'a>;
+type Labeler<'a> = Box<dyn Fn(&[u8], usize) -> Option<String> + Send + Sync + 'a>;
+
+/// A program to check for crash consistency, in four steps.
+///
+/// - `setup` runs first and is taken as durable (it is not crashed);
+/// - `run` is the workload: it is recorded, and crashes are placed in it;
+/// - `recover` runs on every crash image (for a pool: opening it);
+/// - `check` then states the invariant, on the recovered memory.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::sim::{Explorer, Scenario};
+/// // Publish a value behind a flag: value first, persisted, then the flag.
+/// let scenario = Scenario::new(4096)
+///     .run(|m| {
+///         m.store_u64(64, 42);
+///         m.flush_range(64, 8);
+///         m.sfence();
+///         m.store_u64(0, 1);
+///         m.flush_range(0, 8);
+///         m.sfence();
+///         Ok(())
+///     })
+///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
+///         (1, 42) | (0, _) => Ok(()),
+///         (flag, value) => Err(format!("flag {flag} with value {value}")),
+///     });
+/// let summary = Explorer::default().explore(&scenario).expect("consistent");
+/// assert!(summary.images >= 3);
+/// ```
+pub struct Scenario<'a> {
+    size: usize,
+    capacity: usize,
+    setup: Step<'a>,
+    run: Step<'a>,
+    recover: Step<'a>,
+    check: Step<'a>,
+    labels: Labeler<'a>,
+}
+
+impl fmt::Debug for Scenario<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scenario")
+            .field("size", &self.size)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Scenario<'a> {
+    /// A scenario on a zeroed medium of `size` bytes, whose steps do nothing.
+    #[must_use]
+    pub fn new(size: usize) -> Self {
+        let nothing = || -> Step<'a> { Box::new(|_| Ok(())) };
+        Self {
+            size,
+            capacity: size,
+            setup: nothing(),
+            run: nothing(),
+            recover: nothing(),
+            check: nothing(),
+            labels: Box::new(|_, _| None),
+        }
+    }
+
+    /// Lets the medium grow to `capacity` bytes (for `Pool::grow`).
+    #[must_use]
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(self.size);
+        self
+    }
+
+    /// The set-up, taken as durable.
+    #[must_use]
+    pub fn setup(
+        mut self,
+        f: impl Fn(&SimMedium) -> Result<(), String> + Send + Sync + 'a,
+    ) -> Self {
+        self.setup = Box::new(f);
+        self
+    }
+
+    /// The workload to crash.
+    #[must_use]
+    pub fn run(mut self, f: impl Fn(&SimMedium) -> Result<(), String> + Send + Sync + 'a) -> Self {
+        self.run = Box::new(f);
+        self
+    }
+
+    /// Recovery, run on every crash image before the check.
+    #[must_use]
+    pub fn recover(
+        mut self,
+        f: impl Fn(&SimMedium) -> Result<(), String> + Send + Sync + 'a,
+    ) -> Self {
+        self.recover = Box::new(f);
+        self
+    }
+
+    /// The invariant, checked after recovery.
+    #[must_use]
+    pub fn check(
+        mut self,
+        f: impl Fn(&SimMedium) -> Result<(), String> + Send + Sync + 'a,
+    ) -> Self {
+        self.check = Box::new(f);
+        self
+    }
+
+    /// Names what lives at an offset (for reports): given the image and the
+    /// offset of a line, a label such as "root field `head`".
+    #[must_use]
+    pub fn labels(mut self, f: impl Fn(&[u8], usize) -> Option<String> + Send + Sync + 'a) -> Self {
+        self.labels = Box::new(f);
+        self
+    }
+}
+
+/// How to explore.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explorer {
+    /// The persistence model.
+    pub profile: Profile,
+    /// Images checked per crash point before switching to sampling.
+    pub budget: usize,
+    /// Seed of the sampling; reports quote it.
+    pub seed: u64,
+    /// Also crash before every store, not only before every fence.
+    pub every_store: bool,
+    /// Also crash recovery itself, on images whose recovery writes.
+    pub recovery_crashes: bool,
+    /// Images per crash point of a recovery.
+    pub recovery_budget: usize,
+    /// Worker threads checking images.
+    pub threads: usize,
+}
+
+impl Default for Explorer {
+    fn default() -> Self {
+        Self {
+            profile: Profile::X86Adr,
+            budget: 4096,
+            seed: 0x5eed_cafe,
+            every_store: false,
+            recovery_crashes: true,
+            recovery_budget: 64,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+        }
+    }
+}
+
+/// What an exploration did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Crash points in the workload.
+    pub crash_points: usize,
+    /// Distinct images checked (after recovery) from workload crashes.
+    pub images: usize,
+    /// Crash points whose images were all checked.
+    pub exhaustive_points: usize,
+    /// Crash points where images were sampled.
+    pub sampled_points: usize,
+    /// Distinct images checked from crashes during recovery.
+    pub recovery_images: usize,
+    /// Time spent.
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    /// Images (of both kinds) checked per second.
+    #[must_use]
+    pub fn images_per_second(&self) -> f64 {
+        (self.images + self.recovery_images) as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} crash points ({} exhaustive, {} sampled), {} images, {} recovery-crash images, {:.0} images/s",
+            self.crash_points,
+            self.exhaustive_points,
+            self.sampled_points,
+            self.images,
+            self.recovery_images,
+            self.images_per_second()
+        )
+    }
+}
+
+/// A crash to replay: the crash point, and how many of each pending unit's
+/// stores persisted. Values are reduced modulo what exists, so any value is
+/// a valid choice (which is what lets proptest generate and shrink them).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CrashChoice {
+    /// Index of the crash point (modulo their number).
+    pub point: usize,
+    /// Per pending unit, stores kept (modulo its pending count + 1); missing
+    /// entries keep none.
+    pub kept: Vec<usize>,
+}
+
+/// Stores of one line that had not necessarily persisted at the crash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineReport {
+    /// Offset of the line.
+    pub offset: usize,
+    /// What lives there, if the scenario says.
+    pub label: Option<String>,
+    /// Stores kept.
+    pub kept: usize,
+    /// Stores pending.
+    pub pending: usize,
+    /// Where the pending stores came from.
+    pub sites: Vec<Site>,
+}
+
+/// A crash point, described.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PointReport {
+    /// Index of the crash point.
+    pub index: usize,
+    /// Number of crash points.
+    pub of: usize,
+    /// Events of the recording that happened before it.
+    pub event: usize,
+    /// Fences completed before it.
+    pub fences: usize,
+    /// The operation about to fence (or the last one).
+    pub site: Site,
+    /// The undecided lines and what the image kept of them.
+    pub lines: Vec<LineReport>,
+}
+
+/// Why exploration stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The set-up step failed.
+    Setup,
+    /// The workload failed without any crash.
+    Program,
+    /// Recovery or the invariant failed with no crash at all.
+    NoCrash,
+    /// Recovery or the invariant failed after a crash.
+    Crash,
+}
+
+/// A crash-consistency failure, with what a person needs to understand and
+/// replay it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// What failed.
+    pub kind: FailureKind,
+    /// The error from the step that failed.
+    pub message: String,
+    /// The crash in the workload.
+    pub point: Option<Box<PointReport>>,
+    /// The crash during recovery, if the failure needed one.
+    pub recovery_point: Option<Box<PointReport>>,
+    /// The choice that replays the workload crash with [`Explorer::replay`].
+    pub replay: Option<CrashChoice>,
+    /// The explorer's settings.
+    pub explorer: Box<Explorer>,
+}
+
+impl Failure {
+    fn plain(kind: FailureKind, message: String, explorer: &Explorer) -> Self {
+        Self {
+            kind,
+            message,
+            point: None,
+            recovery_point: None,
+            replay: None,
+            explorer: Box::new(explorer.clone()),
+        }
+    }
+}
+
+impl fmt::Display for PointReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "crash point {} of {} (after {} events, {} fences), at {}",
+            self.index, self.of, self.event, self.fences, self.site
+        )?;
+        if self.lines.is_empty() {
+            writeln!(f, "    every store before it had persisted")?;
+        }
+        for line in &self.lines {
+            let verdict = match (line.kept, line.pending) {
+                (0, n) => format!("LOST all {n} pending stores"),
+                (k, n) if k == n => format!("kept all {n} pending stores"),
+                (k, n) => format!("kept {k} of {n} pending stores (TORN)"),
+            };
+            let label = line
+                .label
+                .as_deref()
+                .map(|l| format!(" ({l})"))
+                .unwrap_or_default();
+            let mut sites: Vec<String> = line.sites.iter().map(ToString::to_string).collect();
+            sites.dedup();
+            writeln!(
+                f,
+                "    line {:#x}{label}: {verdict}, from {}",
+                line.offset,
+                sites.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            FailureKind::Setup => "set-up failed",
+            FailureKind::Program => "the workload failed without a crash",
+            FailureKind::NoCrash => "the invariant fails even without a crash",
+            FailureKind::Crash => "crash-consistency violation",
+        };
+        writeln!(f, "{what}: {}", self.message)?;
+        if let Some(point) = &self.point {
+            write!(f, "  {point}")?;
+        }
+        if let Some(point) = &self.recovery_point {
+            write!(f, "  then, during recovery, {point}")?;
+        }
+        if let Some(choice) = &self.replay {
+            writeln!(
+                f,
+                "  replay: Explorer {{ profile: Profile::{:?}, seed: {:#x}, .. }}.replay(&scenario, &{choice:?})",
+                self.explorer.profile, self.explorer.seed
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// A small deterministic generator (SplitMix64) for sampling.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// The choices to check at one point: all of them within `budget`,
+/// otherwise the two extremes and a seeded sample; ordered so that images
+/// keeping fewer lines come first (the first failure found is then one with
+/// the fewest lines kept).
+fn choices(point: &CrashPoint, budget: usize, seed: u64) -> (Vec<Vec<usize>>, bool) {
+    let (mut all, exhaustive) = unordered_choices(point, budget, seed);
+    all.sort_by_key(|kept| {
+        (
+            kept.iter().filter(|&&k| k > 0).count(),
+            kept.iter().sum::<usize>(),
+        )
+    });
+    (all, exhaustive)
+}
+
+fn unordered_choices(point: &CrashPoint, budget: usize, seed: u64) -> (Vec<Vec<usize>>, bool) {
+    let radix: Vec<usize> = point.units.iter().map(|u| u.stores.len() + 1).collect();
+    if point.combinations() <= budget as u128 {
+        let mut all = Vec::new();
+        let mut current = vec![0; radix.len()];
+        loop {
+            all.push(current.clone());
+            let mut i = 0;
+            while i < radix.len() {
+                current[i] += 1;
+                if current[i] < radix[i] {
+                    break;
+                }
+                current[i] = 0;
+                i += 1;
+            }
+            if i == radix.len() {
+                return (all, true);
+            }
+        }
+    }
+    let mut rng = Rng(seed);
+    let mut sample = vec![vec![0; radix.len()], radix.iter().map(|r| r - 1).collect()];
+    while sample.len() < budget {
+        sample.push(radix.iter().map(|&r| rng.below(r)).collect());
+    }
+    (sample, false)
+}
+
+impl Explorer {
+    /// An explorer with default settings for `profile`.
+    #[must_use]
+    pub fn new(profile: Profile) -> Self {
+        Self {
+            profile,
+            ..Self::default()
+        }
+    }
+
+    fn record(&self, scenario: &Scenario<'_>) -> Result<(SimMedium, Vec<u8>, usize, Log), Failure> {
+        let medium = SimMedium::new(scenario.size, scenario.capacity);
+        medium.set_recording(false);
+        (scenario.setup)(&medium).map_err(|e| Failure::plain(FailureKind::Setup, e, self))?;
+        medium.set_recording(true);
+        let base_len = medium_len(&medium);
+        let mut base = medium.live();
+        base.resize(scenario.capacity, 0);
+        let _ = medium.take_log();
+        (scenario.run)(&medium).map_err(|e| Failure::plain(FailureKind::Program, e, self))?;
+        let log = medium.take_log();
+        Ok((medium, base, base_len, log))
+    }
+
+    /// Checks every image a crash in `scenario`'s workload could leave (or a
+    /// seeded sample where there are too many), after recovery.
+    ///
+    /// # Errors
+    /// The first failure, at the earliest crash point, described.
+    pub fn explore(&self, scenario: &Scenario<'_>) -> Result<Summary, Failure> {
+        let started = Instant::now();
+        let (medium, base, base_len, log) = self.record(scenario)?;
+
+        // Without any crash, recovery and the invariant must hold.
+        let live = medium.live();
+        // (Crashes during that recovery are explored with the crash points.)
+        let checker = SimMedium::new(live.len(), scenario.capacity);
+        let no_crash = Self {
+            recovery_crashes: false,
+            ..self.clone()
+        };
+        no_crash
+            .recover_and_check(scenario, &checker, &live)
+            .map_err(|(message, _)| Failure::plain(FailureKind::NoCrash, message, self))?;
+
+        let points = crash_points(&base, base_len, &log, self.profile, self.every_store);
+        let mut summary = Summary {
+            crash_points: points.len(),
+            ..Summary::default()
+        };
+        let mut seen = HashSet::new();
+        let workers: Vec<SimMedium> = (0..self.threads.max(1))
+            .map(|_| SimMedium::new(scenario.size, scenario.capacity))
+            .collect();
+
+        for (index, point) in points.iter().enumerate() {
+            let (all, exhaustive) = choices(point, self.budget, self.seed ^ index as u64);
+            if exhaustive {
+                summary.exhaustive_points += 1;
+            } else {
+                summary.sampled_points += 1;
+            }
+            let fresh: Vec<Vec<usize>> = all
+                .into_iter()
+                .filter(|kept| seen.insert(point.hash_of(kept)))
+                .collect();
+            summary.images += fresh.len();
+            let outcome = self.check_in_parallel(scenario, &workers, point, &fresh);
+            summary.recovery_images += outcome.recovery_images;
+            if let Some((kept, message, recovery)) = outcome.failure {
+                return Err(Failure {
+                    kind: FailureKind::Crash,
+                    message,
+                    point: Some(Box::new(self.report(scenario, &points, index, &kept))),
+                    recovery_point: recovery.map(Box::new),
+                    replay: Some(CrashChoice { point: index, kept }),
+                    explorer: Box::new(self.clone()),
+                });
+            }
+        }
+        summary.elapsed = started.elapsed();
+        Ok(summary)
+    }
+
+    /// Replays one crash of `scenario`: the point and kept stores of
+    /// `choice` (reduced modulo what exists), then recovery and the check.
+    /// Crashes during recovery are not explored here.
+    ///
+    /// # Errors
+    /// The failure, described.
+    pub fn replay(&self, scenario: &Scenario<'_>, choice: &CrashChoice) -> Result<(), Failure> {
+        let (_, base, base_len, log) = self.record(scenario)?;
+        let points = crash_points(&base, base_len, &log, self.profile, self.every_store);
+        let index = choice.point % points.len();
+        let point = &points[index];
+        let kept: Vec<usize> = point
+            .units
+            .iter()
+            .enumerate()
+            .map(|(i, unit)| choice.kept.get(i).copied().unwrap_or(0) % (unit.stores.len() + 1))
+            .collect();
+        let (image, _) = point.image(&kept);
+        let checker = SimMedium::new(scenario.size, scenario.capacity);
+        let quiet = Self {
+            recovery_crashes: false,
+            ..self.clone()
+        };
+        quiet
+            .recover_and_check(scenario, &checker, &image[..point.len])
+            .map_err(|(message, _)| Failure {
+                kind: FailureKind::Crash,
+                message,
+                point: Some(Box::new(self.report(scenario, &points, index, &kept))),
+                recovery_point: None,
+                replay: Some(CrashChoice { point: index, kept }),
+                explorer: Box::new(self.clone()),
+            })?;
+        Ok(())
+    }
+
+    fn check_in_parallel(
+        &self,
+        scenario: &Scenario<'_>,
+        workers: &[SimMedium],
+        point: &CrashPoint,
+        choices: &[Vec<usize>],
+    ) -> Outcome {
+        // Failures are collected with their position so that the report does
+        // not depend on thread timing: the first failing choice wins.
+        let failure: Mutex<Option<Found>> = Mutex::new(None);
+        let recovery_images = Mutex::new(0usize);
+        let chunk = choices.len().div_ceil(workers.len()).max(1);
+        std::thread::scope(|s| {
+            for (worker, part) in workers.iter().zip(choices.chunks(chunk).enumerate()) {
+                let (part_index, part) = part;
+                let failure = &failure;
+                let recovery_images = &recovery_images;
+                s.spawn(move || {
+                    let mut image = point.durable.clone();
+                    for (i, kept) in part.iter().enumerate() {
+                        let position = part_index * chunk + i;
+                        if failure
+                            .lock()
+                            .map(|f| f.as_ref().is_some_and(|f| f.position < position))
+                            .unwrap_or(true)
+                        {
+                            return;
+                        }
+                        image.copy_from_slice(&point.durable);
+                        point.apply(&mut image, kept);
+                        match self.recover_and_check(scenario, worker, &image[..point.len]) {
+                            Ok(n) => {
+                                *recovery_images
+                                    .lock()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner) += n
+                            }
+                            Err((message, recovery)) => {
+                                let mut slot = failure
+                                    .lock()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                                if slot.as_ref().is_none_or(|f| f.position > position) {
+                                    *slot = Some(Found {
+                                        position,
+                                        kept: kept.clone(),
+                                        message,
+                                        recovery,
+                                    });
+                                }
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let failure = failure
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Outcome {
+            failure: failure.map(|f| (f.kept, f.message, f.recovery)),
+            recovery_images: recovery_images
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        }
+    }
+
+    /// Recovers `image` on `medium` and checks the invariant; then, if
+    /// recovery wrote and fenced, crashes it at each of its fences and checks
+    /// those images too. Returns the number of recovery-crash images checked.
+    fn recover_and_check(
+        &self,
+        scenario: &Scenario<'_>,
+        medium: &SimMedium,
+        image: &[u8],
+    ) -> Result<usize, (String, Option<PointReport>)> {
+        medium.reset_to(image);
+        (scenario.recover)(medium).map_err(|e| (format!("recovery failed: {e}"), None))?;
+        let log = medium.take_log();
+        (scenario.check)(medium).map_err(|e| (format!("invariant violated: {e}"), None))?;
+        if !self.recovery_crashes || log.events.is_empty() {
+            return Ok(0);
+        }
+        let mut base = image.to_vec();
+        base.resize(medium_capacity(scenario), 0);
+        let mut points = crash_points(&base, image.len(), &log, self.profile, false);
+        points.pop(); // the end of recovery: already checked above
+        let mut seen = HashSet::new();
+        let mut checked = 0;
+        for (index, point) in points.iter().enumerate() {
+            let (all, _) = choices(
+                point,
+                self.recovery_budget,
+                self.seed ^ 0x7265_636f ^ index as u64,
+            );
+            for kept in all {
+                if !seen.insert(point.hash_of(&kept)) {
+                    continue;
+                }
+                let (crashed, _) = point.image(&kept);
+                medium.reset_to(&crashed[..point.len]);
+                let outcome = (scenario.recover)(medium)
+                    .map_err(|e| format!("recovery after a crash during recovery failed: {e}"))
+                    .and_then(|()| {
+                        (scenario.check)(medium).map_err(|e| {
+                            format!("invariant violated after a crash during recovery: {e}")
+                        })
+                    });
+                if let Err(message) = outcome {
+                    return Err((
+                        message,
+                        Some(self.describe(scenario, &log, &points, index, &kept)),
+                    ));
+                }
+                checked += 1;
+            }
+        }
+        Ok(checked)
+    }
+
+    fn report(
+        &self,
+        scenario: &Scenario<'_>,
+        points: &[CrashPoint],
+        index: usize,
+        kept: &[usize],
+    ) -> PointReport {
+        // Re-record to get the sites (the recording is deterministic).
+        let log = self
+            .record(scenario)
+            .map(|(_, _, _, log)| log)
+            .unwrap_or_default();
+        self.describe(scenario, &log, points, index, kept)
+    }
+
+    fn describe(
+        &self,
+        scenario: &Scenario<'_>,
+        log: &Log,
+        points: &[CrashPoint],
+        index: usize,
+        kept: &[usize],
+    ) -> PointReport {
+        let point = &points[index];
+        let site = |s: u32| {
+            log.sites.get(s as usize).copied().unwrap_or(Site {
+                operation: "?",
+                location: std::panic::Location::caller(),
+            })
+        };
+        let (image, _) = point.image(kept);
+        let mut lines: Vec<LineReport> = Vec::new();
+        for (unit, &k) in point.units.iter().zip(kept) {
+            let offset = unit.line as usize * LINE;
+            let sites = unit.stores.iter().map(|s| site(s.site)).collect();
+            match lines.iter_mut().find(|l| l.offset == offset) {
+                Some(line) => {
+                    line.kept += k;
+                    line.pending += unit.stores.len();
+                }
+                None => lines.push(LineReport {
+                    offset,
+                    label: (scenario.labels)(&image, offset),
+                    kept: k,
+                    pending: unit.stores.len(),
+                    sites,
+                }),
+            }
+        }
+        PointReport {
+            index,
+            of: points.len(),
+            event: point.event,
+            fences: point.fences,
+            site: site(point.site),
+            lines,
+        }
+    }
+}
+
+/// A failing image found by a worker, with its position in the point's
+/// list of choices (the first position wins, whatever the threads did).
+struct Found {
+    position: usize,
+    kept: Vec<usize>,
+    message: String,
+    recovery: Option<PointReport>,
+}
+
+struct Outcome {
+    failure: Option<(Vec<usize>, String, Option<PointReport>)>,
+    recovery_images: usize,
+}
+
+fn medium_len(medium: &SimMedium) -> usize {
+    crate::medium::Medium::len(medium)
+}
+
+fn medium_capacity(scenario: &Scenario<'_>) -> usize {
+    scenario.capacity
+}

@@ -1,0 +1,624 @@
+//! [`SimMedium`]: a medium in memory that records every store, flush and
+//! fence, so that the explorer can work out what a crash could leave behind.
+
+use std::alloc::{Layout, alloc_zeroed, dealloc};
+use std::fmt;
+use std::panic::Location;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::error::{Error, Result};
+use crate::layout::LINE;
+use crate::medium::Medium;
+
+/// Bytes that fail atomically: an aligned 8-byte store is all-or-nothing,
+/// anything larger or unaligned tears into these.
+pub(crate) const CHUNK: usize = 8;
+
+/// One recorded event of the program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// The 8-byte chunk at `chunk * 8` now holds `value`. `raw` stores were
+    /// found by comparing memory (writes through references); `nt` ones
+    /// bypassed the cache.
+    Store {
+        chunk: u32,
+        value: u64,
+        nt: bool,
+        raw: bool,
+        site: u32,
+    },
+    /// The line at `line * 64` was written back (not yet waited for).
+    Flush { line: u32, site: u32 },
+    /// Earlier flushes and non-temporal stores are durable.
+    Fence { site: u32 },
+    /// The medium grew to `len` bytes (durable at once, like a file's size on
+    /// a DAX file system).
+    Resize { len: u32 },
+}
+
+/// Where an event came from: the pool operation and the program's call site.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Site {
+    /// The operation, e.g. "Pool::alloc" or "SimMedium::store_u64".
+    pub operation: &'static str,
+    /// Where the program called it.
+    pub location: &'static Location<'static>,
+}
+
+impl fmt::Display for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` at {}", self.operation, self.location)
+    }
+}
+
+/// The recording.
+#[derive(Debug, Default)]
+pub(crate) struct Log {
+    pub(crate) events: Vec<Event>,
+    pub(crate) sites: Vec<Site>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// What the program's memory held at the last recorded event: the
+    /// reference for finding raw writes.
+    seen: Vec<u8>,
+    log: Log,
+    current_site: u32,
+    recording: bool,
+}
+
+/// The buffer: zeroed, 4096-aligned, allocated once at its largest size so
+/// that its address never changes (even when the medium grows).
+struct Buffer {
+    ptr: NonNull<u8>,
+    capacity: usize,
+}
+
+// SAFETY: the buffer is plain memory owned by this value; the medium's
+// contract (no writes while references exist) governs access across threads.
+unsafe impl Send for Buffer {}
+// SAFETY: as above.
+unsafe impl Sync for Buffer {}
+
+impl Buffer {
+    fn layout(capacity: usize) -> Layout {
+        // Page alignment, as a mapping would have; capacity is at least one page.
+        Layout::from_size_align(capacity.max(4096), 4096)
+            .unwrap_or_else(|_| buffer_too_large(capacity))
+    }
+
+    fn zeroed(capacity: usize) -> Self {
+        let layout = Self::layout(capacity);
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { alloc_zeroed(layout) };
+        let ptr = NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        Self { ptr, capacity }
+    }
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `zeroed` with this very layout.
+        unsafe { dealloc(self.ptr.as_ptr(), Self::layout(self.capacity)) }
+    }
+}
+
+#[cold]
+#[track_caller]
+fn buffer_too_large(capacity: usize) -> ! {
+    panic!("SimMedium: {capacity} bytes cannot be allocated")
+}
+
+struct Inner {
+    buffer: Buffer,
+    len: AtomicUsize,
+    state: Mutex<State>,
+}
+
+/// Simulated persistent memory for crash-consistency tests.
+///
+/// The program (usually a [`Pool`](crate::Pool) on this medium) sees
+/// ordinary memory. Behind it, the medium records every store in 8-byte
+/// chunks, every flush and every fence, in program order. Stores made
+/// through references (a guard's `&mut T`) are found by comparing memory with
+/// what it last saw, at every call into the medium. The
+/// [`Explorer`](super::Explorer) turns the recording into the images a power
+/// failure could leave.
+///
+/// Clones share the same memory and recording (a pool takes one, the test
+/// keeps another).
+#[derive(Clone)]
+pub struct SimMedium {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for SimMedium {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimMedium")
+            .field("len", &self.len())
+            .field("capacity", &self.inner.buffer.capacity)
+            .finish()
+    }
+}
+
+impl SimMedium {
+    /// A zeroed medium of `len` bytes that can grow to `capacity`.
+    #[must_use]
+    pub fn new(len: usize, capacity: usize) -> Self {
+        let capacity = capacity.max(len);
+        Self::with_buffer(Buffer::zeroed(capacity), len)
+    }
+
+    /// A medium holding `image` (its length), able to grow to `capacity`.
+    #[must_use]
+    pub fn from_image(image: &[u8], capacity: usize) -> Self {
+        let medium = Self::new(image.len(), capacity);
+        // SAFETY: the fresh buffer holds at least `image.len()` bytes and nobody else has it.
+        unsafe { std::ptr::copy_nonoverlapping(image.as_ptr(), medium.base(), image.len()) };
+        medium.lock().seen[..image.len()].copy_from_slice(image);
+        medium
+    }
+
+    fn with_buffer(buffer: Buffer, len: usize) -> Self {
+        let seen = vec![0; buffer.capacity];
+        let state = State {
+            seen,
+            log: Log::default(),
+            current_site: 0,
+            recording: true,
+        };
+        let inner = Inner {
+            buffer,
+            len: AtomicUsize::new(len),
+            state: Mutex::new(state),
+        };
+        let medium = Self {
+            inner: Arc::new(inner),
+        };
+        medium.lock().log.sites.push(Site {
+            operation: "start",
+            location: Location::caller(),
+        });
+        medium
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic in a checked program must not hide the recording.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The bytes the program currently sees.
+    #[must_use]
+    pub fn live(&self) -> Vec<u8> {
+        self.sync_raw_writes();
+        self.lock().seen[..self.len()].to_vec()
+    }
+
+    /// Turns recording off or on. While off, stores and flushes still take
+    /// effect but are not logged (used for set-up the test does not explore).
+    pub fn set_recording(&self, on: bool) {
+        self.sync_raw_writes();
+        self.lock().recording = on;
+    }
+
+    /// Takes the recording so far, leaving an empty one.
+    pub(crate) fn take_log(&self) -> Log {
+        self.sync_raw_writes();
+        let mut state = self.lock();
+        let sites = vec![state.log.sites[state.current_site as usize]];
+        state.current_site = 0;
+        std::mem::replace(
+            &mut state.log,
+            Log {
+                events: Vec::new(),
+                sites,
+            },
+        )
+    }
+
+    /// Copies `image` over the medium (without recording) and forgets the
+    /// recording: used to reuse one medium for many crash images.
+    pub(crate) fn reset_to(&self, image: &[u8]) {
+        let len = image.len();
+        assert!(
+            len <= self.inner.buffer.capacity,
+            "image larger than the medium"
+        );
+        // SAFETY: the buffer holds `capacity >= len` bytes; the caller (the
+        // explorer) holds no references into it between runs.
+        unsafe { std::ptr::copy_nonoverlapping(image.as_ptr(), self.base(), len) };
+        self.inner.len.store(len, Ordering::Release);
+        let mut state = self.lock();
+        state.seen[..len].copy_from_slice(image);
+        state.log.events.clear();
+        state.log.sites.truncate(1);
+        state.current_site = 0;
+        state.recording = true;
+    }
+
+    /// Records the writes made through references since the last event: each
+    /// 8-byte chunk that differs from what the medium last saw.
+    fn sync_raw_writes(&self) {
+        let mut state = self.lock();
+        self.sync_locked(&mut state);
+    }
+
+    fn sync_locked(&self, state: &mut State) {
+        let len = self.len();
+        // SAFETY: `len` bytes of the buffer are initialised; no `&mut` into the
+        // medium is used concurrently with a call into it (medium contract).
+        let live = unsafe { std::slice::from_raw_parts(self.base().cast_const(), len) };
+        if live == &state.seen[..len] {
+            return;
+        }
+        let site = state.current_site;
+        let recording = state.recording;
+        for (i, (now, before)) in live
+            .chunks_exact(CHUNK)
+            .zip(state.seen[..len].chunks_exact_mut(CHUNK))
+            .enumerate()
+        {
+            if now != before {
+                before.copy_from_slice(now);
+                if recording {
+                    let value = u64::from_le_bytes(now.try_into().unwrap_or_default());
+                    state.log.events.push(Event::Store {
+                        chunk: i as u32,
+                        value,
+                        nt: false,
+                        raw: true,
+                        site,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Records stores of `[offset, offset + len)` made by the medium itself.
+    fn record_stores(&self, state: &mut State, offset: usize, len: usize, nt: bool) {
+        let first = offset / CHUNK;
+        let last = (offset + len).div_ceil(CHUNK);
+        for chunk in first..last {
+            let at = chunk * CHUNK;
+            // SAFETY: the chunk lies within the medium (callers checked the range).
+            let bytes =
+                unsafe { std::slice::from_raw_parts(self.base().add(at).cast_const(), CHUNK) };
+            state.seen[at..at + CHUNK].copy_from_slice(bytes);
+            if state.recording {
+                let value = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
+                let site = state.current_site;
+                state.log.events.push(Event::Store {
+                    chunk: chunk as u32,
+                    value,
+                    nt,
+                    raw: false,
+                    site,
+                });
+            }
+        }
+    }
+
+    fn set_site(
+        &self,
+        state: &mut State,
+        operation: &'static str,
+        location: &'static Location<'static>,
+    ) {
+        let site = Site {
+            operation,
+            location,
+        };
+        if state.log.sites.get(state.current_site as usize) != Some(&site) {
+            state.log.sites.push(site);
+            state.current_site = (state.log.sites.len() - 1) as u32;
+        }
+    }
+
+    fn check_range(&self, offset: usize, len: usize) {
+        let end = offset.checked_add(len);
+        if end.is_none_or(|end| end > self.len()) {
+            out_of_range(offset, len, self.len());
+        }
+    }
+
+    /// Stores `value` at the 8-aligned `offset` (one failure-atomic store).
+    ///
+    /// # Panics
+    /// If the range is outside the medium or unaligned.
+    #[track_caller]
+    pub fn store_u64(&self, offset: usize, value: u64) {
+        self.note("SimMedium::store_u64", Location::caller());
+        assert!(
+            offset.is_multiple_of(8),
+            "store_u64 at unaligned offset {offset}"
+        );
+        self.check_range(offset, 8);
+        // SAFETY: in range and aligned (checked); the medium's users hold no references during calls.
+        unsafe { Medium::store_u64(self, offset, value) }
+    }
+
+    /// Copies `bytes` to `offset` with ordinary stores (torn into 8-byte
+    /// chunks), without flushing.
+    ///
+    /// # Panics
+    /// If the range is outside the medium.
+    #[track_caller]
+    pub fn store(&self, offset: usize, bytes: &[u8]) {
+        self.note("SimMedium::store", Location::caller());
+        self.check_range(offset, bytes.len());
+        let mut state = self.lock();
+        self.sync_locked(&mut state);
+        // SAFETY: in range (checked).
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base().add(offset), bytes.len())
+        };
+        self.record_stores(&mut state, offset, bytes.len(), false);
+    }
+
+    /// Copies `bytes` to `offset` with non-temporal stores (no flush needed,
+    /// but a fence is).
+    ///
+    /// # Panics
+    /// If the range is outside the medium.
+    #[track_caller]
+    pub fn store_nontemporal(&self, offset: usize, bytes: &[u8]) {
+        self.note("SimMedium::store_nontemporal", Location::caller());
+        self.check_range(offset, bytes.len());
+        let mut state = self.lock();
+        self.sync_locked(&mut state);
+        // SAFETY: in range (checked).
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base().add(offset), bytes.len())
+        };
+        self.record_stores(&mut state, offset, bytes.len(), true);
+    }
+
+    /// Reads the u64 at `offset`.
+    ///
+    /// # Panics
+    /// If the range is outside the medium.
+    #[must_use]
+    pub fn read_u64(&self, offset: usize) -> u64 {
+        let mut bytes = [0u8; 8];
+        self.read(offset, &mut bytes);
+        u64::from_le_bytes(bytes)
+    }
+
+    /// Reads `buf.len()` bytes at `offset`.
+    ///
+    /// # Panics
+    /// If the range is outside the medium.
+    pub fn read(&self, offset: usize, buf: &mut [u8]) {
+        self.check_range(offset, buf.len());
+        // SAFETY: in range (checked); plain bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.base().add(offset), buf.as_mut_ptr(), buf.len())
+        };
+    }
+
+    /// Flushes the lines of `[offset, offset + len)` (recorded at the caller).
+    ///
+    /// # Panics
+    /// If the range is outside the medium.
+    #[track_caller]
+    pub fn flush_range(&self, offset: usize, len: usize) {
+        self.note("SimMedium::flush_range", Location::caller());
+        self.check_range(offset, len);
+        Medium::flush(self, offset, len);
+    }
+
+    /// A fence (recorded at the caller).
+    #[track_caller]
+    pub fn sfence(&self) {
+        self.note("SimMedium::sfence", Location::caller());
+        Medium::fence(self);
+    }
+}
+
+#[cold]
+#[track_caller]
+fn out_of_range(offset: usize, len: usize, medium: usize) -> ! {
+    panic!("SimMedium: {len} bytes at {offset} are outside the medium of {medium} bytes")
+}
+
+// SAFETY: the buffer is allocated at its full capacity, page-aligned, and
+// never moves; `len` only grows within it.
+unsafe impl Medium for SimMedium {
+    #[inline]
+    fn base(&self) -> *mut u8 {
+        self.inner.buffer.ptr.as_ptr()
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.inner.len.load(Ordering::Acquire)
+    }
+
+    fn flush(&self, offset: usize, len: usize) {
+        let mut state = self.lock();
+        self.sync_locked(&mut state);
+        if !state.recording || len == 0 {
+            return;
+        }
+        let site = state.current_site;
+        for line in offset / LINE..(offset + len).div_ceil(LINE) {
+            state.log.events.push(Event::Flush {
+                line: line as u32,
+                site,
+            });
+        }
+    }
+
+    fn fence(&self) {
+        let mut state = self.lock();
+        self.sync_locked(&mut state);
+        if state.recording {
+            let site = state.current_site;
+            state.log.events.push(Event::Fence { site });
+        }
+    }
+
+    unsafe fn write(&self, offset: usize, bytes: &[u8], nontemporal: bool) {
+        let mut state = self.lock();
+        self.sync_locked(&mut state);
+        // SAFETY: in bounds and unaliased (caller).
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base().add(offset), bytes.len())
+        };
+        // Like pmem-sys: whole lines of a non-temporal copy bypass the cache,
+        // the unaligned head and tail are ordinary stores that get flushed.
+        let (head_end, tail_start) = if nontemporal {
+            (
+                offset.next_multiple_of(LINE).min(offset + bytes.len()),
+                (offset + bytes.len()) / LINE * LINE,
+            )
+        } else {
+            (offset + bytes.len(), offset + bytes.len())
+        };
+        self.record_stores(&mut state, offset, head_end - offset, false);
+        if tail_start > head_end {
+            self.record_stores(&mut state, head_end, tail_start - head_end, true);
+        }
+        let tail_start = tail_start.max(head_end);
+        self.record_stores(
+            &mut state,
+            tail_start,
+            offset + bytes.len() - tail_start,
+            false,
+        );
+        drop(state);
+        // `write` flushes what it stored with ordinary stores.
+        if nontemporal {
+            Medium::flush(self, offset, head_end - offset);
+            Medium::flush(self, tail_start, offset + bytes.len() - tail_start);
+        } else {
+            Medium::flush(self, offset, bytes.len());
+        }
+    }
+
+    unsafe fn fill(&self, offset: usize, byte: u8, len: usize, nontemporal: bool) {
+        let bytes = vec![byte; len];
+        // SAFETY: forwarded from the caller.
+        unsafe { Medium::write(self, offset, &bytes, nontemporal) }
+    }
+
+    unsafe fn store_u64(&self, offset: usize, value: u64) {
+        let mut state = self.lock();
+        self.sync_locked(&mut state);
+        // SAFETY: aligned, in bounds, unaliased (caller).
+        unsafe { self.base().add(offset).cast::<u64>().write(value) };
+        self.record_stores(&mut state, offset, 8, false);
+    }
+
+    fn grow(&mut self, new_len: usize) -> Result<()> {
+        if new_len > self.inner.buffer.capacity {
+            return Err(Error::InvalidArgument {
+                what: format!(
+                    "SimMedium: cannot grow to {new_len} bytes, its capacity is {}",
+                    self.inner.buffer.capacity
+                ),
+            });
+        }
+        let mut state = self.lock();
+        self.sync_locked(&mut state);
+        let len = self
+            .inner
+            .len
+            .fetch_max(new_len, Ordering::AcqRel)
+            .max(new_len);
+        if state.recording {
+            state.log.events.push(Event::Resize { len: len as u32 });
+        }
+        Ok(())
+    }
+
+    fn note(&self, operation: &'static str, at: &'static Location<'static>) {
+        let mut state = self.lock();
+        self.sync_locked(&mut state);
+        self.set_site(&mut state, operation, at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_typed_and_raw_stores() {
+        let m = SimMedium::new(4096, 4096);
+        m.store_u64(64, 7);
+        // SAFETY: in bounds; no reference into the medium exists.
+        unsafe { m.base().add(200).write(1) };
+        m.flush_range(64, 200);
+        m.sfence();
+        let log = m.take_log();
+        let kinds: Vec<_> = log
+            .events
+            .iter()
+            .map(|e| match e {
+                Event::Store { chunk, raw, .. } => {
+                    format!("store {chunk}{}", if *raw { " raw" } else { "" })
+                }
+                Event::Flush { line, .. } => format!("flush {line}"),
+                Event::Fence { .. } => "fence".into(),
+                Event::Resize { len } => format!("resize {len}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "store 8",
+                "store 25 raw",
+                "flush 1",
+                "flush 2",
+                "flush 3",
+                "flush 4",
+                "fence"
+            ]
+        );
+        let site = log.sites[match log.events.last() {
+            Some(Event::Fence { site }) => *site as usize,
+            _ => 0,
+        }];
+        assert_eq!(site.operation, "SimMedium::sfence");
+        assert!(site.location.file().ends_with("medium.rs"));
+    }
+
+    #[test]
+    fn nontemporal_writes_stream_whole_lines() {
+        let m = SimMedium::new(4096, 4096);
+        // SAFETY: in bounds, unaliased.
+        unsafe { Medium::write(&m, 60, &[1u8; 140], true) };
+        let log = m.take_log();
+        let nt: Vec<u32> = log
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Store {
+                    chunk, nt: true, ..
+                } => Some(*chunk),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            nt,
+            (8..24).collect::<Vec<u32>>(),
+            "the two whole lines 64..192"
+        );
+    }
+
+    #[test]
+    fn grows_in_place() {
+        let mut m = SimMedium::new(4096, 8192);
+        let base = m.base();
+        Medium::grow(&mut m, 8192).unwrap();
+        assert_eq!((m.len(), m.base()), (8192, base));
+        assert!(Medium::grow(&mut m, 8193).is_err());
+    }
+}

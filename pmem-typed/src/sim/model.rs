@@ -1,0 +1,437 @@
+//! What a power failure can leave: from a recording, the crash points and,
+//! at each, the durable image plus the writes that may or may not have made
+//! it, grouped into units that persist as prefixes.
+
+use std::collections::BTreeMap;
+
+use super::medium::{CHUNK, Event, Log};
+use crate::layout::LINE;
+
+/// Which hardware the durable images model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Profile {
+    /// x86 with ADR (Optane, NVDIMM-N): 64-byte lines; 8-byte failure
+    /// atomicity; stores to one line persist in program order; a dirty line
+    /// may be written back at any time, flushed or not; a flushed line is
+    /// guaranteed only after a fence; non-temporal stores are guaranteed
+    /// after a fence, any subset of them before.
+    #[default]
+    X86Adr,
+    /// Persistent caches (eADR): every store is durable once made; only the
+    /// crash position matters.
+    Eadr,
+    /// Like [`X86Adr`](Self::X86Adr), but stores to one line may persist in
+    /// any order (compiler reordering of plain stores, weaker memory models):
+    /// any subset of the unfenced 8-byte chunks may persist.
+    Conservative,
+}
+
+/// One pending store: the chunk it writes, the value, where it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pending {
+    pub(crate) chunk: u32,
+    pub(crate) value: u64,
+    pub(crate) site: u32,
+    pub(crate) raw: bool,
+}
+
+/// Stores that persist as a prefix: the pending stores of a line (ADR) or of
+/// a chunk (conservative), in program order. A crash keeps 0 to all of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Unit {
+    pub(crate) line: u32,
+    pub(crate) stores: Vec<Pending>,
+}
+
+/// A place where the program may crash, and what the durable state is there.
+#[derive(Clone, Debug)]
+pub(crate) struct CrashPoint {
+    /// Events `0..event` happened.
+    pub(crate) event: usize,
+    /// The site of the next event (the fence about to run), or of the last one.
+    pub(crate) site: u32,
+    /// How many fences completed before this point.
+    pub(crate) fences: usize,
+    /// Bytes of the medium at this point.
+    pub(crate) len: usize,
+    /// The durable image without any pending store.
+    pub(crate) durable: Vec<u8>,
+    /// Hash of `durable` (see [`ImageHasher`]).
+    pub(crate) durable_hash: u64,
+    /// Stores that may or may not have persisted.
+    pub(crate) units: Vec<Unit>,
+}
+
+impl CrashPoint {
+    /// Number of distinct choices (saturating).
+    pub(crate) fn combinations(&self) -> u128 {
+        self.units
+            .iter()
+            .fold(1u128, |n, u| n.saturating_mul(u.stores.len() as u128 + 1))
+    }
+
+    /// The image where unit `i` kept `kept[i]` of its stores, and its hash.
+    pub(crate) fn image(&self, kept: &[usize]) -> (Vec<u8>, u64) {
+        let mut image = self.durable.clone();
+        let hash = self.apply(&mut image, kept);
+        (image, hash)
+    }
+
+    /// Applies the kept stores to `image` (which holds `durable`), returning
+    /// the hash of the result.
+    pub(crate) fn apply(&self, image: &mut [u8], kept: &[usize]) -> u64 {
+        let mut touched: BTreeMap<u32, ()> = BTreeMap::new();
+        for (unit, &k) in self.units.iter().zip(kept) {
+            for store in &unit.stores[..k] {
+                let at = store.chunk as usize * CHUNK;
+                image[at..at + CHUNK].copy_from_slice(&store.value.to_le_bytes());
+            }
+            if k > 0 {
+                touched.insert(unit.line, ());
+            }
+        }
+        let mut hash = self.durable_hash;
+        for &line in touched.keys() {
+            let at = line as usize * LINE;
+            hash ^= line_hash(line, &self.durable[at..at + LINE])
+                ^ line_hash(line, &image[at..at + LINE]);
+        }
+        hash
+    }
+
+    /// The hash of the image for `kept`, without building it.
+    pub(crate) fn hash_of(&self, kept: &[usize]) -> u64 {
+        let mut lines: BTreeMap<u32, [u8; LINE]> = BTreeMap::new();
+        for (unit, &k) in self.units.iter().zip(kept) {
+            if k == 0 {
+                continue;
+            }
+            let at = unit.line as usize * LINE;
+            let line = lines.entry(unit.line).or_insert_with(|| {
+                let mut copy = [0u8; LINE];
+                copy.copy_from_slice(&self.durable[at..at + LINE]);
+                copy
+            });
+            for store in &unit.stores[..k] {
+                let off = store.chunk as usize * CHUNK - at;
+                line[off..off + CHUNK].copy_from_slice(&store.value.to_le_bytes());
+            }
+        }
+        let mut hash = self.durable_hash;
+        for (&line, bytes) in &lines {
+            let at = line as usize * LINE;
+            hash ^= line_hash(line, &self.durable[at..at + LINE]) ^ line_hash(line, bytes);
+        }
+        hash
+    }
+}
+
+/// A 64-bit hash of one line and its index; an image's hash is the XOR of
+/// its lines' hashes, so changing a line updates it in O(1).
+pub(crate) fn line_hash(line: u32, bytes: &[u8]) -> u64 {
+    let mut h = u64::from(line)
+        .wrapping_add(1)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for word in bytes.chunks_exact(8) {
+        let w = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        h = (h ^ w).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 29;
+    }
+    h ^ (h >> 32)
+}
+
+/// The hash of a whole image.
+pub(crate) fn image_hash(image: &[u8]) -> u64 {
+    image
+        .chunks_exact(LINE)
+        .enumerate()
+        .fold(0, |h, (i, line)| h ^ line_hash(i as u32, line))
+}
+
+/// Per-line bookkeeping while walking the recording.
+#[derive(Clone, Debug, Default)]
+struct LineState {
+    /// Stores not yet guaranteed, in program order.
+    pending: Vec<Pending>,
+    /// How many of `pending` the next fence guarantees (flushed, or up to a
+    /// non-temporal store).
+    covered: usize,
+}
+
+/// Walks `log` from the durable image `base` and returns the crash points:
+/// just before every fence (the moment with the most undecided stores,
+/// whose images include those of every earlier moment since the previous
+/// fence), optionally before every store, and at the end.
+pub(crate) fn crash_points(
+    base: &[u8],
+    base_len: usize,
+    log: &Log,
+    profile: Profile,
+    every_store: bool,
+) -> Vec<CrashPoint> {
+    let mut durable = base.to_vec();
+    let mut len = base_len;
+    let mut durable_hash = image_hash(&durable);
+    let mut lines: BTreeMap<u32, LineState> = BTreeMap::new();
+    let mut points = Vec::new();
+    let mut fences = 0;
+    let every_store = every_store || profile == Profile::Eadr;
+
+    let snapshot = |event: usize,
+                    site: u32,
+                    fences: usize,
+                    len: usize,
+                    durable: &[u8],
+                    hash: u64,
+                    lines: &BTreeMap<u32, LineState>| {
+        let units = units_of(lines, profile);
+        CrashPoint {
+            event,
+            site,
+            fences,
+            len,
+            durable: durable.to_vec(),
+            durable_hash: hash,
+            units,
+        }
+    };
+
+    for (index, event) in log.events.iter().enumerate() {
+        match *event {
+            Event::Store {
+                chunk,
+                value,
+                nt,
+                raw,
+                site,
+            } => {
+                if every_store {
+                    points.push(snapshot(
+                        index,
+                        site,
+                        fences,
+                        len,
+                        &durable,
+                        durable_hash,
+                        &lines,
+                    ));
+                }
+                let line = chunk * CHUNK as u32 / LINE as u32;
+                if profile == Profile::Eadr {
+                    write_durable(&mut durable, &mut durable_hash, chunk, value);
+                    continue;
+                }
+                let state = lines.entry(line).or_default();
+                state.pending.push(Pending {
+                    chunk,
+                    value,
+                    site,
+                    raw,
+                });
+                if nt {
+                    state.covered = state.pending.len();
+                }
+            }
+            Event::Flush { line, .. } => {
+                if let Some(state) = lines.get_mut(&line) {
+                    state.covered = state.pending.len();
+                }
+            }
+            Event::Resize { len: new_len } => len = new_len as usize,
+            Event::Fence { site } => {
+                points.push(snapshot(
+                    index,
+                    site,
+                    fences,
+                    len,
+                    &durable,
+                    durable_hash,
+                    &lines,
+                ));
+                fences += 1;
+                lines.retain(|_, state| {
+                    for store in state.pending.drain(..state.covered) {
+                        write_durable(&mut durable, &mut durable_hash, store.chunk, store.value);
+                    }
+                    state.covered = 0;
+                    !state.pending.is_empty()
+                });
+            }
+        }
+    }
+    let last_site = log.events.iter().rev().find_map(|e| match *e {
+        Event::Store { site, .. } | Event::Flush { site, .. } | Event::Fence { site } => Some(site),
+        Event::Resize { .. } => None,
+    });
+    points.push(snapshot(
+        log.events.len(),
+        last_site.unwrap_or(0),
+        fences,
+        len,
+        &durable,
+        durable_hash,
+        &lines,
+    ));
+    points
+}
+
+fn write_durable(durable: &mut [u8], hash: &mut u64, chunk: u32, value: u64) {
+    let line = chunk * CHUNK as u32 / LINE as u32;
+    let at = line as usize * LINE;
+    let before = line_hash(line, &durable[at..at + LINE]);
+    let c = chunk as usize * CHUNK;
+    durable[c..c + CHUNK].copy_from_slice(&value.to_le_bytes());
+    *hash ^= before ^ line_hash(line, &durable[at..at + LINE]);
+}
+
+/// The pending stores grouped as the profile says they persist.
+fn units_of(lines: &BTreeMap<u32, LineState>, profile: Profile) -> Vec<Unit> {
+    let mut units = Vec::new();
+    for (&line, state) in lines {
+        if state.pending.is_empty() {
+            continue;
+        }
+        match profile {
+            Profile::X86Adr => units.push(Unit {
+                line,
+                stores: state.pending.clone(),
+            }),
+            Profile::Conservative => {
+                let mut by_chunk: BTreeMap<u32, Vec<Pending>> = BTreeMap::new();
+                for store in &state.pending {
+                    by_chunk.entry(store.chunk).or_default().push(*store);
+                }
+                units.extend(by_chunk.into_values().map(|stores| Unit { line, stores }));
+            }
+            Profile::Eadr => {}
+        }
+    }
+    units
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::medium::Site;
+
+    fn log(events: Vec<Event>) -> Log {
+        Log {
+            events,
+            sites: vec![Site {
+                operation: "test",
+                location: std::panic::Location::caller(),
+            }],
+        }
+    }
+
+    fn store(chunk: u32, value: u64) -> Event {
+        Event::Store {
+            chunk,
+            value,
+            nt: false,
+            raw: false,
+            site: 0,
+        }
+    }
+
+    #[test]
+    fn flush_then_fence_guarantees_the_line() {
+        let base = vec![0u8; 256];
+        let events = vec![
+            store(0, 1),
+            store(1, 2),
+            Event::Flush { line: 0, site: 0 },
+            store(8, 3), // line 1, never flushed
+            Event::Fence { site: 0 },
+            store(1, 4),
+        ];
+        let points = crash_points(&base, 256, &log(events), Profile::X86Adr, false);
+        assert_eq!(points.len(), 2);
+        // Before the fence: line 0 has 2 pending stores, line 1 one.
+        let p0 = &points[0];
+        assert_eq!(
+            p0.units
+                .iter()
+                .map(|u| (u.line, u.stores.len()))
+                .collect::<Vec<_>>(),
+            [(0, 2), (1, 1)]
+        );
+        assert_eq!(p0.combinations(), 6);
+        // At the end: line 0's first two stores are durable; store(1, 4) and line 1 pending.
+        let end = &points[1];
+        assert_eq!(
+            &end.durable[..16],
+            &[1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            end.units
+                .iter()
+                .map(|u| (u.line, u.stores.len()))
+                .collect::<Vec<_>>(),
+            [(0, 1), (1, 1)]
+        );
+        let (image, hash) = end.image(&[1, 0]);
+        assert_eq!(image[8], 4);
+        assert_eq!(hash, image_hash(&image));
+        assert_eq!(end.hash_of(&[1, 0]), hash);
+    }
+
+    #[test]
+    fn flush_covers_only_earlier_stores() {
+        let events = vec![
+            store(0, 1),
+            Event::Flush { line: 0, site: 0 },
+            store(1, 2),
+            Event::Fence { site: 0 },
+        ];
+        let points = crash_points(&[0u8; 64], 64, &log(events), Profile::X86Adr, false);
+        let end = points.last().unwrap();
+        assert_eq!(end.durable[0], 1);
+        assert_eq!(
+            end.units[0].stores.len(),
+            1,
+            "the store after the flush is still pending"
+        );
+    }
+
+    #[test]
+    fn nontemporal_stores_need_only_a_fence() {
+        let events = vec![
+            Event::Store {
+                chunk: 0,
+                value: 9,
+                nt: true,
+                raw: false,
+                site: 0,
+            },
+            Event::Fence { site: 0 },
+        ];
+        let points = crash_points(&[0u8; 64], 64, &log(events), Profile::X86Adr, false);
+        assert_eq!(
+            points[0].units.len(),
+            1,
+            "before the fence: may or may not persist"
+        );
+        assert!(points[1].units.is_empty());
+        assert_eq!(points[1].durable[0], 9);
+    }
+
+    #[test]
+    fn conservative_splits_lines_into_chunks() {
+        let events = vec![store(0, 1), store(1, 2), store(0, 3)];
+        let adr = crash_points(&[0u8; 64], 64, &log(events.clone()), Profile::X86Adr, false);
+        let cons = crash_points(&[0u8; 64], 64, &log(events), Profile::Conservative, false);
+        assert_eq!(adr[0].combinations(), 4, "a prefix of 3 stores");
+        assert_eq!(cons[0].combinations(), 6, "chunk 0: 3 choices, chunk 1: 2");
+    }
+
+    #[test]
+    fn eadr_crashes_between_stores() {
+        let events = vec![store(0, 1), store(1, 2)];
+        let points = crash_points(&[0u8; 64], 64, &log(events), Profile::Eadr, false);
+        assert_eq!(points.len(), 3);
+        assert!(points.iter().all(|p| p.units.is_empty()));
+        assert_eq!((points[1].durable[0], points[1].durable[8]), (1, 0));
+        assert_eq!((points[2].durable[0], points[2].durable[8]), (1, 2));
+    }
+}
