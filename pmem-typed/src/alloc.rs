@@ -292,6 +292,11 @@ impl Heap {
         };
         let (zone, index) = self.position(global);
         let at = self.geometry.descriptor_offset(zone, index);
+        // The previous operation's redo record may still be on its way to
+        // media; it must be cleared before this chunk changes class, or its
+        // replay would find the chunk unlike what it recorded. (A fence with
+        // nothing pending costs about a nanosecond.)
+        medium.fence();
         // SAFETY: the descriptor is inside the pool; nothing references the chunk table.
         unsafe { medium.store_u64(at, ChunkDescriptor::small_state(class)) };
         medium.persist(at, LINE);

@@ -34,8 +34,10 @@ pub const SIZE_CLASSES: [usize; 8] = [64, 128, 256, 512, 1024, 2048, 4096, 8192]
 
 /// Offset of the first dynamic header slot; the second follows it.
 pub const DYNAMIC_SLOTS_OFFSET: usize = 2048;
-/// Offset of the redo record.
+/// Offset of the first of the two redo records; the second follows it.
 pub const REDO_OFFSET: usize = 2048 + 2 * 64;
+/// Number of redo records, used in turn.
+pub const REDO_SLOTS: usize = 2;
 
 /// The static part of the pool header, written once at creation.
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -142,10 +144,13 @@ pub struct RedoRecord {
     /// For `Alloc`: CRC32 of the block's initial contents. If they do not
     /// match after a crash, the value never became durable: roll back.
     pub value_crc: u32,
+    /// For `Alloc`: bytes of the block covered by `value_crc`.
+    pub value_len: u32,
+    /// Sequence number: with two records valid after a crash, the older
+    /// (smaller, modulo 2^32) is replayed first.
+    pub seq: u32,
     /// CRC32 of every other byte of the record: a torn record is no record.
     pub crc: u32,
-    /// For `Alloc`: bytes of the block covered by `value_crc`.
-    pub value_len: u64,
 }
 
 const _: () = assert!(size_of::<RedoRecord>() == LINE);

@@ -11,8 +11,8 @@ use crate::error::{Error, FieldDifference, PointerProblem, Result};
 use crate::guard::Guard;
 use crate::layout::{
     CHUNK, DYNAMIC_SLOTS_OFFSET, DynamicSlot, FORMAT_VERSION, FieldRecord, Geometry, LINE, MAGIC,
-    MAX_LAYOUT_NAME, MAX_RECORDED_FIELDS, MIN_POOL_SIZE, PAGE, REDO_OFFSET, RedoKind, RedoRecord,
-    Superblock, padded, unpadded, zone_chunks_for,
+    MAX_LAYOUT_NAME, MAX_RECORDED_FIELDS, MIN_POOL_SIZE, PAGE, REDO_OFFSET, REDO_SLOTS, RedoKind,
+    RedoRecord, Superblock, padded, unpadded, zone_chunks_for,
 };
 use crate::medium::{FileMedium, Medium};
 use crate::persist::{Persist, TypeLayout};
@@ -123,6 +123,8 @@ pub struct Pool<R, M: Medium = FileMedium> {
     info: PoolInfo,
     /// Index (0 or 1) and sequence number of the dynamic slot in use.
     slot: (usize, u64),
+    /// The redo record slot and sequence number the next operation uses.
+    redo: (usize, u32),
     _root: PhantomData<fn() -> R>,
 }
 
@@ -345,13 +347,14 @@ impl<R: Persist, M: Medium> Pool<R, M> {
             zone_chunks: info.zone_chunks as usize,
             pool_size: info.size as usize,
         };
-        recover(&medium, &geometry)?;
+        let next_seq = recover(&medium, &geometry)?;
         let heap = Heap::load(&medium, geometry)?;
         Ok(Self {
             medium,
             heap,
             info,
             slot,
+            redo: (0, next_seq),
             _root: PhantomData,
         })
     }
@@ -743,28 +746,39 @@ impl<R: Persist, M: Medium> Pool<R, M> {
             dest_value: dest_value(block),
             value_crc,
             crc: 0,
-            value_len: size as u64,
-        }
-        .sealed();
-        self.run_record(&record);
+            value_len: size as u32,
+            seq: 0,
+        };
+        self.run_record(record);
         Ok(block)
     }
 
-    /// Writes, applies and clears a redo record: three fences.
-    fn run_record(&mut self, record: &RedoRecord) {
-        // SAFETY: the record slot, the chunk table and the
-        // destination are inside the pool, and `&mut self` excludes any
-        // reference into them.
+    /// Writes, applies and clears a redo record: two fences.
+    ///
+    /// The clear is flushed but not fenced: the next fence of any write
+    /// method makes it durable, and until then the operation that follows
+    /// has not returned, so replaying this record (which is idempotent) can
+    /// only undo that unfinished operation. The two record slots are used in
+    /// turn so that the next record does not rewrite a line still being
+    /// written back.
+    fn run_record(&mut self, record: RedoRecord) {
+        let (slot, seq) = self.redo;
+        let record = RedoRecord { seq, ..record }.sealed();
+        let at = REDO_OFFSET + slot * LINE;
+        // SAFETY: the record slot, the chunk table and the destination are
+        // inside the pool, and `&mut self` excludes any reference into them.
         unsafe {
-            self.medium
-                .write(REDO_OFFSET, bytemuck::bytes_of(record), false);
+            self.medium.write(at, bytemuck::bytes_of(&record), false);
+            // Commit point; also makes the previous record's clear durable.
             self.medium.fence();
-            alloc::apply_record(&self.medium, self.heap.geometry(), record);
+            alloc::apply_record(&self.medium, self.heap.geometry(), &record);
             self.medium.fence();
-            self.medium.store_u64(REDO_OFFSET, 0);
+            // Zero the whole record, not just its kind: a torn write of a
+            // later record into this slot must not complete this one's CRC.
+            self.medium.fill(at, 0, LINE, false);
         }
-        self.medium.persist(REDO_OFFSET, 8);
-        self.heap.note_applied(record);
+        self.redo = ((slot + 1) % REDO_SLOTS, seq.wrapping_add(1));
+        self.heap.note_applied(&record);
     }
 
     /// Frees the object `*dest` points to and nulls `*dest`, failure-atomically.
@@ -874,9 +888,9 @@ impl<R: Persist, M: Medium> Pool<R, M> {
             value_crc: 0,
             crc: 0,
             value_len: 0,
-        }
-        .sealed();
-        self.run_record(&record);
+            seq: 0,
+        };
+        self.run_record(record);
         Ok(())
     }
 
@@ -1117,16 +1131,32 @@ fn check_root_type(info: &PoolInfo, layout: &TypeLayout) -> Result<()> {
 /// Finishes or rolls back the operation an interrupted allocation or free
 /// left in the redo record. Its writes are persisted before the record is
 /// cleared, so a crash during recovery only repeats it.
-pub(crate) fn recover<M: Medium>(medium: &M, geometry: &Geometry) -> Result<()> {
-    // SAFETY: the record lies within the first page.
-    let record: RedoRecord = unsafe { read(medium, REDO_OFFSET) };
-    if record.kind == RedoKind::None as u32 {
-        return Ok(());
+pub(crate) fn recover<M: Medium>(medium: &M, geometry: &Geometry) -> Result<u32> {
+    let records: [RedoRecord; REDO_SLOTS] = core::array::from_fn(|slot| {
+        // SAFETY: the records lie within the first page.
+        unsafe { read(medium, REDO_OFFSET + slot * LINE) }
+    });
+    // A record that fails its CRC was torn while being written: no record.
+    let mut valid: Vec<(usize, RedoRecord)> = records
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, r)| r.kind != RedoKind::None as u32 && r.crc == r.computed_crc())
+        .collect();
+    // Oldest first. At most two are valid, with consecutive sequence numbers
+    // (modulo 2^32): the newer is the one whose successor the other is not.
+    if let [(_, a), (_, b)] = valid.as_slice()
+        && a.seq == b.seq.wrapping_add(1)
+    {
+        valid.swap(0, 1);
     }
-    if record.crc == record.computed_crc() {
-        alloc::validate_record(medium, geometry, &record)?;
+    let next_seq = valid.last().map_or(1, |(_, r)| r.seq.wrapping_add(1));
+
+    let mut applied = false;
+    for (_, record) in &valid {
+        alloc::validate_record(medium, geometry, record)?;
         let roll_forward = record.kind == RedoKind::Free as u32 || {
-            let in_bounds = record.value_len <= record.block_size;
+            let in_bounds = u64::from(record.value_len) <= record.block_size;
             // SAFETY: the validated block is inside the pool; value_len is within it.
             in_bounds
                 && crc32fast::hash(unsafe {
@@ -1138,12 +1168,31 @@ pub(crate) fn recover<M: Medium>(medium: &M, geometry: &Geometry) -> Result<()> 
         };
         if roll_forward {
             // SAFETY: validated; the pool is not open yet, so nothing references it.
-            unsafe { alloc::apply_record(medium, geometry, &record) };
-            medium.fence();
+            unsafe { alloc::apply_record(medium, geometry, record) };
+            applied = true;
         }
     }
-    // SAFETY: the record slot is inside the first page and unreferenced.
-    unsafe { medium.store_u64(REDO_OFFSET, 0) };
-    medium.persist(REDO_OFFSET, 8);
-    Ok(())
+    if applied {
+        medium.fence();
+    }
+
+    // Clear the valid records oldest first, each durably: were the newer
+    // clear to persist alone, the older record would later replay on its own
+    // and undo the newer operation. (The newest alone is harmless: it was
+    // applied last.) Then whatever else the slots hold.
+    let leftovers = (0..REDO_SLOTS).filter(|&slot| {
+        records[slot] != RedoRecord::zeroed() && !valid.iter().any(|(v, _)| *v == slot)
+    });
+    let order: Vec<usize> = valid
+        .iter()
+        .map(|(slot, _)| *slot)
+        .chain(leftovers)
+        .collect();
+    for slot in order {
+        // Zeroed whole, for the reason given in `run_record`.
+        // SAFETY: the record slot is inside the first page and unreferenced.
+        unsafe { medium.fill(REDO_OFFSET + slot * LINE, 0, LINE, false) };
+        medium.fence();
+    }
+    Ok(next_seq)
 }

@@ -644,6 +644,7 @@ fn open_finishes_or_drops_an_interrupted_allocation() {
         value_crc: crc32fast::hash(bytemuck::bytes_of(&value)),
         crc: 0,
         value_len: 16,
+        seq: 7,
     };
     {
         let pool = replay(&t, record);
@@ -702,6 +703,7 @@ fn open_finishes_an_interrupted_free_and_ignores_torn_records() {
         value_crc: 0,
         crc: 0,
         value_len: 0,
+        seq: 7,
     };
     // A torn record (bad CRC) is ignored.
     t.patch(REDO_OFFSET as u64, bytemuck::bytes_of(&record));

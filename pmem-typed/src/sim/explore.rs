@@ -4,10 +4,11 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::medium::{Log, SimMedium, Site};
+use super::medium::{CHUNK, Log, SimMedium, Site};
 use super::model::{CrashPoint, Profile, crash_points};
 use crate::layout::LINE;
 
@@ -466,11 +467,11 @@ impl Explorer {
             crash_points: points.len(),
             ..Summary::default()
         };
+        // Every image to check, in order: crash points in program order, and
+        // within each the images keeping fewer lines first. Duplicates (also
+        // across points) are dropped by hash.
         let mut seen = HashSet::new();
-        let workers: Vec<SimMedium> = (0..self.threads.max(1))
-            .map(|_| SimMedium::new(scenario.size, scenario.capacity))
-            .collect();
-
+        let mut work: Vec<(usize, Vec<usize>)> = Vec::new();
         for (index, point) in points.iter().enumerate() {
             let (all, exhaustive) = choices(point, self.budget, self.seed ^ index as u64);
             if exhaustive {
@@ -478,23 +479,25 @@ impl Explorer {
             } else {
                 summary.sampled_points += 1;
             }
-            let fresh: Vec<Vec<usize>> = all
-                .into_iter()
-                .filter(|kept| seen.insert(point.hash_of(kept)))
-                .collect();
-            summary.images += fresh.len();
-            let outcome = self.check_in_parallel(scenario, &workers, point, &fresh);
-            summary.recovery_images += outcome.recovery_images;
-            if let Some((kept, message, recovery)) = outcome.failure {
-                return Err(Failure {
-                    kind: FailureKind::Crash,
-                    message,
-                    point: Some(Box::new(self.report(scenario, &points, index, &kept))),
-                    recovery_point: recovery.map(Box::new),
-                    replay: Some(CrashChoice { point: index, kept }),
-                    explorer: Box::new(self.clone()),
-                });
-            }
+            work.extend(
+                all.into_iter()
+                    .filter(|kept| seen.insert(point.hash_of(kept)))
+                    .map(|kept| (index, kept)),
+            );
+        }
+        summary.images = work.len();
+        let outcome = self.check_all(scenario, &points, &work);
+        summary.recovery_images = outcome.recovery_images;
+        if let Some(found) = outcome.failure {
+            let (index, kept) = work[found.position].clone();
+            return Err(Failure {
+                kind: FailureKind::Crash,
+                message: found.message,
+                point: Some(Box::new(self.report(scenario, &points, index, &kept))),
+                recovery_point: found.recovery.map(Box::new),
+                replay: Some(CrashChoice { point: index, kept }),
+                explorer: Box::new(self.clone()),
+            });
         }
         summary.elapsed = started.elapsed();
         Ok(summary)
@@ -536,69 +539,68 @@ impl Explorer {
         Ok(())
     }
 
-    fn check_in_parallel(
+    /// Checks the images of `work` on a pool of workers. Each worker builds
+    /// its images in place: it copies a point's durable image once, then for
+    /// each choice applies the kept stores and afterwards puts those chunks
+    /// back. The failure reported is the first in `work` order, whatever the
+    /// threads' timing.
+    fn check_all(
         &self,
         scenario: &Scenario<'_>,
-        workers: &[SimMedium],
-        point: &CrashPoint,
-        choices: &[Vec<usize>],
+        points: &[CrashPoint],
+        work: &[(usize, Vec<usize>)],
     ) -> Outcome {
-        // Failures are collected with their position so that the report does
-        // not depend on thread timing: the first failing choice wins.
+        let next = AtomicUsize::new(0);
+        let first_failure = AtomicUsize::new(usize::MAX);
         let failure: Mutex<Option<Found>> = Mutex::new(None);
-        let recovery_images = Mutex::new(0usize);
-        let chunk = choices.len().div_ceil(workers.len()).max(1);
+        let recovery_images = AtomicUsize::new(0);
         std::thread::scope(|s| {
-            for (worker, part) in workers.iter().zip(choices.chunks(chunk).enumerate()) {
-                let (part_index, part) = part;
-                let failure = &failure;
-                let recovery_images = &recovery_images;
-                s.spawn(move || {
-                    let mut image = point.durable.clone();
-                    for (i, kept) in part.iter().enumerate() {
-                        let position = part_index * chunk + i;
-                        if failure
-                            .lock()
-                            .map(|f| f.as_ref().is_some_and(|f| f.position < position))
-                            .unwrap_or(true)
+            for _ in 0..self.threads.max(1) {
+                s.spawn(|| {
+                    let medium = SimMedium::new(scenario.size, scenario.capacity);
+                    let mut image: Vec<u8> = Vec::new();
+                    let mut current = usize::MAX;
+                    let mut applied = Vec::new();
+                    loop {
+                        let position = next.fetch_add(1, Ordering::Relaxed);
+                        if position >= work.len()
+                            || position > first_failure.load(Ordering::Relaxed)
                         {
                             return;
                         }
-                        image.copy_from_slice(&point.durable);
-                        point.apply(&mut image, kept);
-                        match self.recover_and_check(scenario, worker, &image[..point.len]) {
+                        let (index, kept) = &work[position];
+                        let point = &points[*index];
+                        if current == *index {
+                            restore(&mut image, point, &applied);
+                        } else {
+                            image.clone_from(&point.durable);
+                            current = *index;
+                        }
+                        applied = apply_kept(&mut image, point, kept);
+                        match self.recover_and_check(scenario, &medium, &image[..point.len]) {
                             Ok(n) => {
-                                *recovery_images
-                                    .lock()
-                                    .unwrap_or_else(std::sync::PoisonError::into_inner) += n
+                                recovery_images.fetch_add(n, Ordering::Relaxed);
                             }
                             Err((message, recovery)) => {
-                                let mut slot = failure
-                                    .lock()
-                                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                                let mut slot =
+                                    failure.lock().unwrap_or_else(PoisonError::into_inner);
                                 if slot.as_ref().is_none_or(|f| f.position > position) {
                                     *slot = Some(Found {
                                         position,
-                                        kept: kept.clone(),
                                         message,
                                         recovery,
                                     });
+                                    first_failure.fetch_min(position, Ordering::Relaxed);
                                 }
-                                return;
                             }
                         }
                     }
                 });
             }
         });
-        let failure = failure
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         Outcome {
-            failure: failure.map(|f| (f.kept, f.message, f.recovery)),
-            recovery_images: recovery_images
-                .into_inner()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            failure: failure.into_inner().unwrap_or_else(PoisonError::into_inner),
+            recovery_images: recovery_images.into_inner(),
         }
     }
 
@@ -611,11 +613,17 @@ impl Explorer {
         medium: &SimMedium,
         image: &[u8],
     ) -> Result<usize, (String, Option<PointReport>)> {
-        medium.reset_to(image);
+        // Record recovery only if its crashes are explored; checking the
+        // invariant is never recorded (it runs on a copy that is then discarded).
+        medium.reset_to(image, self.recovery_crashes);
         (scenario.recover)(medium).map_err(|e| (format!("recovery failed: {e}"), None))?;
-        let log = medium.take_log();
+        let log = if self.recovery_crashes {
+            medium.finish_recording()
+        } else {
+            Log::default()
+        };
         (scenario.check)(medium).map_err(|e| (format!("invariant violated: {e}"), None))?;
-        if !self.recovery_crashes || log.events.is_empty() {
+        if log.events.is_empty() {
             return Ok(0);
         }
         let mut base = image.to_vec();
@@ -624,18 +632,21 @@ impl Explorer {
         points.pop(); // the end of recovery: already checked above
         let mut seen = HashSet::new();
         let mut checked = 0;
+        let mut crashed = Vec::new();
         for (index, point) in points.iter().enumerate() {
             let (all, _) = choices(
                 point,
                 self.recovery_budget,
                 self.seed ^ 0x7265_636f ^ index as u64,
             );
+            crashed.clone_from(&point.durable);
             for kept in all {
                 if !seen.insert(point.hash_of(&kept)) {
                     continue;
                 }
-                let (crashed, _) = point.image(&kept);
-                medium.reset_to(&crashed[..point.len]);
+                let touched = apply_kept(&mut crashed, point, &kept);
+                medium.reset_to(&crashed[..point.len], false);
+                restore(&mut crashed, point, &touched);
                 let outcome = (scenario.recover)(medium)
                     .map_err(|e| format!("recovery after a crash during recovery failed: {e}"))
                     .and_then(|()| {
@@ -715,17 +726,38 @@ impl Explorer {
     }
 }
 
-/// A failing image found by a worker, with its position in the point's
-/// list of choices (the first position wins, whatever the threads did).
+/// Writes the stores `kept` keeps into `image` (which holds `point`'s
+/// durable image), returning the chunks written.
+fn apply_kept(image: &mut [u8], point: &CrashPoint, kept: &[usize]) -> Vec<u32> {
+    let mut touched = Vec::new();
+    for (unit, &k) in point.units.iter().zip(kept) {
+        for store in &unit.stores[..k] {
+            let at = store.chunk as usize * CHUNK;
+            image[at..at + CHUNK].copy_from_slice(&store.value.to_le_bytes());
+            touched.push(store.chunk);
+        }
+    }
+    touched
+}
+
+/// Puts `point`'s durable bytes back into the chunks `apply_kept` wrote.
+fn restore(image: &mut [u8], point: &CrashPoint, touched: &[u32]) {
+    for &chunk in touched {
+        let at = chunk as usize * CHUNK;
+        image[at..at + CHUNK].copy_from_slice(&point.durable[at..at + CHUNK]);
+    }
+}
+
+/// A failing image found by a worker, with its position in the list of work
+/// (the first position wins, whatever the threads did).
 struct Found {
     position: usize,
-    kept: Vec<usize>,
     message: String,
     recovery: Option<PointReport>,
 }
 
 struct Outcome {
-    failure: Option<(Vec<usize>, String, Option<PointReport>)>,
+    failure: Option<Found>,
     recovery_images: usize,
 }
 

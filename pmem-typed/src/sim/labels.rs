@@ -1,6 +1,6 @@
 //! Names for the lines of a pool image, for failure reports.
 
-use crate::layout::{CHUNK, DYNAMIC_SLOTS_OFFSET, LINE, PAGE, REDO_OFFSET};
+use crate::layout::{CHUNK, DYNAMIC_SLOTS_OFFSET, LINE, PAGE, REDO_OFFSET, REDO_SLOTS};
 use crate::persist::Persist;
 
 /// Labels lines of a [`Pool<R>`](crate::Pool) image: superblock, header
@@ -29,8 +29,13 @@ pub fn pool_labels<R: Persist>(image: &[u8], offset: usize) -> Option<String> {
         };
         return Some(format!("dynamic header slot {slot}"));
     }
-    if offset < REDO_OFFSET + LINE {
-        return Some("redo record".into());
+    if offset < REDO_OFFSET + REDO_SLOTS * LINE {
+        let slot = if offset < REDO_OFFSET + LINE {
+            'A'
+        } else {
+            'B'
+        };
+        return Some(format!("redo record {slot}"));
     }
     if offset < PAGE {
         return Some("superblock page".into());

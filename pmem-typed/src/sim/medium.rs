@@ -197,14 +197,28 @@ impl SimMedium {
     #[must_use]
     pub fn live(&self) -> Vec<u8> {
         self.sync_raw_writes();
-        self.lock().seen[..self.len()].to_vec()
+        // SAFETY: `len` bytes of the buffer are initialised; no `&mut` into it
+        // is used during a call into the medium (medium contract).
+        unsafe { std::slice::from_raw_parts(self.base().cast_const(), self.len()) }.to_vec()
     }
 
-    /// Turns recording off or on. While off, stores and flushes still take
-    /// effect but are not logged (used for set-up the test does not explore).
+    /// Turns recording off or on. While off, stores and flushes take effect
+    /// but are not logged, and memory is not compared (used for set-up the
+    /// test does not explore, and for checking invariants).
     pub fn set_recording(&self, on: bool) {
-        self.sync_raw_writes();
-        self.lock().recording = on;
+        let mut state = self.lock();
+        match (state.recording, on) {
+            (true, false) => self.sync_locked(&mut state),
+            (false, true) => {
+                // Start comparing from what memory holds now.
+                let len = self.len();
+                // SAFETY: as in `live`.
+                let live = unsafe { std::slice::from_raw_parts(self.base().cast_const(), len) };
+                state.seen[..len].copy_from_slice(live);
+            }
+            _ => {}
+        }
+        state.recording = on;
     }
 
     /// Takes the recording so far, leaving an empty one.
@@ -222,9 +236,27 @@ impl SimMedium {
         )
     }
 
-    /// Copies `image` over the medium (without recording) and forgets the
-    /// recording: used to reuse one medium for many crash images.
-    pub(crate) fn reset_to(&self, image: &[u8]) {
+    /// Takes the recording and stops recording (one comparison of memory
+    /// instead of two).
+    pub(crate) fn finish_recording(&self) -> Log {
+        let mut state = self.lock();
+        self.sync_locked(&mut state);
+        state.recording = false;
+        let sites = vec![state.log.sites[state.current_site as usize]];
+        state.current_site = 0;
+        std::mem::replace(
+            &mut state.log,
+            Log {
+                events: Vec::new(),
+                sites,
+            },
+        )
+    }
+
+    /// Copies `image` over the medium and forgets the recording: used to
+    /// reuse one medium for many crash images. Records from then on if
+    /// `recording`.
+    pub(crate) fn reset_to(&self, image: &[u8], recording: bool) {
         let len = image.len();
         assert!(
             len <= self.inner.buffer.capacity,
@@ -235,11 +267,13 @@ impl SimMedium {
         unsafe { std::ptr::copy_nonoverlapping(image.as_ptr(), self.base(), len) };
         self.inner.len.store(len, Ordering::Release);
         let mut state = self.lock();
-        state.seen[..len].copy_from_slice(image);
+        if recording {
+            state.seen[..len].copy_from_slice(image);
+        }
         state.log.events.clear();
         state.log.sites.truncate(1);
         state.current_site = 0;
-        state.recording = true;
+        state.recording = recording;
     }
 
     /// Records the writes made through references since the last event: each
@@ -250,6 +284,9 @@ impl SimMedium {
     }
 
     fn sync_locked(&self, state: &mut State) {
+        if !state.recording {
+            return;
+        }
         let len = self.len();
         // SAFETY: `len` bytes of the buffer are initialised; no `&mut` into the
         // medium is used concurrently with a call into it (medium contract).
@@ -258,7 +295,6 @@ impl SimMedium {
             return;
         }
         let site = state.current_site;
-        let recording = state.recording;
         for (i, (now, before)) in live
             .chunks_exact(CHUNK)
             .zip(state.seen[..len].chunks_exact_mut(CHUNK))
@@ -266,22 +302,23 @@ impl SimMedium {
         {
             if now != before {
                 before.copy_from_slice(now);
-                if recording {
-                    let value = u64::from_le_bytes(now.try_into().unwrap_or_default());
-                    state.log.events.push(Event::Store {
-                        chunk: i as u32,
-                        value,
-                        nt: false,
-                        raw: true,
-                        site,
-                    });
-                }
+                let value = u64::from_le_bytes(now.try_into().unwrap_or_default());
+                state.log.events.push(Event::Store {
+                    chunk: i as u32,
+                    value,
+                    nt: false,
+                    raw: true,
+                    site,
+                });
             }
         }
     }
 
     /// Records stores of `[offset, offset + len)` made by the medium itself.
     fn record_stores(&self, state: &mut State, offset: usize, len: usize, nt: bool) {
+        if !state.recording {
+            return;
+        }
         let first = offset / CHUNK;
         let last = (offset + len).div_ceil(CHUNK);
         for chunk in first..last {
@@ -290,17 +327,15 @@ impl SimMedium {
             let bytes =
                 unsafe { std::slice::from_raw_parts(self.base().add(at).cast_const(), CHUNK) };
             state.seen[at..at + CHUNK].copy_from_slice(bytes);
-            if state.recording {
-                let value = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
-                let site = state.current_site;
-                state.log.events.push(Event::Store {
-                    chunk: chunk as u32,
-                    value,
-                    nt,
-                    raw: false,
-                    site,
-                });
-            }
+            let value = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
+            let site = state.current_site;
+            state.log.events.push(Event::Store {
+                chunk: chunk as u32,
+                value,
+                nt,
+                raw: false,
+                site,
+            });
         }
     }
 
