@@ -83,6 +83,7 @@ mod alloc;
 mod check;
 pub mod error;
 pub mod guard;
+pub mod inspect;
 pub mod layout;
 pub mod medium;
 pub mod persist;

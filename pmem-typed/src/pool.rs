@@ -181,7 +181,7 @@ impl<R: Persist> Pool<R, FileMedium> {
 }
 
 /// Reads the start of a short file to tell "not a pool" from "truncated".
-fn precheck_file(path: &Path) -> Result<()> {
+pub(crate) fn precheck_file(path: &Path) -> Result<()> {
     let len = std::fs::metadata(path)
         .map_err(|e| Error::io(format_args!("stat {}", path.display()), e))?
         .len();

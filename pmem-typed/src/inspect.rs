@@ -1,0 +1,124 @@
+//! Looking inside a pool without opening it for use: what `pmempool info`
+//! and `pmempool check` do. Nothing is written, no recovery runs, and the
+//! root type does not need to be known.
+
+use std::path::Path;
+
+use crate::alloc::{Heap, HeapStats, read};
+use crate::error::{Error, Result};
+use crate::layout::{Geometry, LINE, PAGE, REDO_OFFSET, REDO_SLOTS, RedoKind, RedoRecord};
+use crate::medium::{FileMedium, Medium};
+use crate::pool::{PoolInfo, read_header};
+
+/// The state of a redo record slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RedoState {
+    /// Empty: no operation in flight.
+    Empty,
+    /// A whole record: an allocation or free that the next open will finish
+    /// (or drop, if its value never became durable).
+    Pending(RedoRecord),
+    /// Bytes that do not add up to a record (a write torn by a crash): the
+    /// next open ignores them.
+    Torn,
+}
+
+/// What a pool holds, read without changing it.
+#[derive(Clone, Debug)]
+pub struct Inspection {
+    /// The header.
+    pub info: PoolInfo,
+    /// The size of the file (at least `info.size`).
+    pub file_size: u64,
+    /// Allocation statistics, if the chunk tables are consistent.
+    pub stats: Option<HeapStats>,
+    /// Allocated blocks as (offset, size), if the chunk tables are consistent.
+    pub blocks: Option<Vec<(u64, u64)>>,
+    /// The redo record slots.
+    pub redo: Vec<RedoState>,
+    /// Inconsistencies found in the allocator's metadata.
+    pub problems: Vec<String>,
+}
+
+impl Inspection {
+    /// Whether header and allocator metadata are consistent. A pending redo
+    /// record is not a problem: the next open finishes it.
+    #[must_use]
+    pub fn is_consistent(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Inspects the pool file at `path`.
+///
+/// # Errors
+/// What opening it would report about the header: [`Error::NotAPool`],
+/// [`Error::ChecksumMismatch`], [`Error::Truncated`], [`Error::AlreadyOpen`]
+/// (the file is locked while inspected), [`Error::Io`], ...
+///
+/// # Examples
+///
+/// ```
+/// # use pmem_typed::{Persist, Pool};
+/// # #[derive(Clone, Copy, Persist)] #[repr(C)] struct Root { n: u64 }
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("pool");
+/// drop(Pool::<Root>::create(&path, "demo", 1 << 20)?);
+/// let report = pmem_typed::inspect::inspect(&path)?;
+/// assert_eq!(report.info.layout, "demo");
+/// assert!(report.is_consistent());
+/// # Ok(()) }
+/// ```
+pub fn inspect(path: impl AsRef<Path>) -> Result<Inspection> {
+    let path = path.as_ref();
+    let file_size = std::fs::metadata(path)
+        .map_err(|e| Error::io(format_args!("stat {}", path.display()), e))?
+        .len();
+    crate::pool::precheck_file(path)?;
+    let medium = FileMedium::open(path, PAGE)?;
+    inspect_medium(&medium, file_size)
+}
+
+/// Inspects a pool on any medium.
+///
+/// # Errors
+/// As for [`inspect`].
+pub fn inspect_medium<M: Medium>(medium: &M, file_size: u64) -> Result<Inspection> {
+    let (info, _) = read_header(medium)?;
+    let geometry = Geometry {
+        heap_offset: info.heap_offset as usize,
+        zone_chunks: info.zone_chunks as usize,
+        pool_size: info.size as usize,
+    };
+    let redo = (0..REDO_SLOTS)
+        .map(|slot| {
+            // SAFETY: the records lie within the first page, which read_header checked.
+            let record: RedoRecord = unsafe { read(medium, REDO_OFFSET + slot * LINE) };
+            if record.kind == RedoKind::None as u32 && record == bytemuck::Zeroable::zeroed() {
+                RedoState::Empty
+            } else if record.kind != RedoKind::None as u32 && record.crc == record.computed_crc() {
+                RedoState::Pending(record)
+            } else {
+                RedoState::Torn
+            }
+        })
+        .collect();
+    let mut problems = Vec::new();
+    let (stats, blocks) = match Heap::load(medium, geometry) {
+        Ok(heap) => (Some(heap.stats()), Some(heap.allocated_blocks(medium))),
+        Err(e) => {
+            problems.push(e.to_string());
+            (None, None)
+        }
+    };
+    Ok(Inspection {
+        info,
+        file_size,
+        stats,
+        blocks,
+        redo,
+        problems,
+    })
+}
