@@ -28,34 +28,30 @@ impl<T: Pod> PodView for [T] {
     }
 }
 
-/// The bytes of the object as last persisted, to find the lines that change.
-// Small objects keep their copy inline: a guard should not cost a heap allocation.
-#[allow(clippy::large_enum_variant)]
-enum Snapshot {
-    Inline { bytes: [u8; 256], len: usize },
-    Heap(Box<[u8]>),
+/// The object's bytes as last persisted, to find the lines that change: in
+/// a buffer the pool lends (so a guard costs no allocation), or, for guards
+/// taken together, one of their own.
+pub(crate) enum Snapshot<'a> {
+    Lent(&'a mut Vec<u8>),
+    Own(Vec<u8>),
 }
 
-impl Snapshot {
-    fn of(bytes: &[u8]) -> Self {
-        if bytes.len() <= 256 {
-            let mut inline = [0u8; 256];
-            inline[..bytes.len()].copy_from_slice(bytes);
-            Self::Inline {
-                bytes: inline,
-                len: bytes.len(),
-            }
-        } else {
-            Self::Heap(bytes.into())
-        }
-    }
-
-    fn bytes_mut(&mut self) -> &mut [u8] {
+impl Snapshot<'_> {
+    fn buffer(&mut self) -> &mut Vec<u8> {
         match self {
-            Self::Inline { bytes, len } => &mut bytes[..*len],
-            Self::Heap(bytes) => bytes,
+            Self::Lent(buffer) => buffer,
+            Self::Own(buffer) => buffer,
         }
     }
+}
+
+/// Whether two equally long byte strings differ, compared a word at a time
+/// (the lines compared are short: a call to `memcmp` per line would dominate).
+#[inline]
+fn differs(a: &[u8], b: &[u8]) -> bool {
+    let (a_words, a_rest) = a.as_chunks::<8>();
+    let (b_words, b_rest) = b.as_chunks::<8>();
+    a_words.iter().zip(b_words).any(|(x, y)| x != y) || a_rest != b_rest
 }
 
 /// Write access to a persistent `T` (or `[T]`), from
@@ -72,7 +68,7 @@ pub struct Guard<'a, T: ?Sized + PodView, M: Medium> {
     value: &'a mut T,
     medium: &'a M,
     offset: usize,
-    snapshot: Snapshot,
+    snapshot: Snapshot<'a>,
     /// Where the guard was taken, for the crash simulator's reports.
     taken_at: &'static Location<'static>,
 }
@@ -86,10 +82,13 @@ impl<'a, T: ?Sized + PodView, M: Medium> Guard<'a, T, M> {
         offset: usize,
         taken_at: &'static Location<'static>,
         value: *mut T,
+        mut snapshot: Snapshot<'a>,
     ) -> Self {
         // SAFETY: forwarded from the caller.
         let value = unsafe { &mut *value };
-        let snapshot = Snapshot::of(value.pod_bytes());
+        let buffer = snapshot.buffer();
+        buffer.clear();
+        buffer.extend_from_slice(value.pod_bytes());
         Self {
             value,
             medium,
@@ -104,7 +103,7 @@ impl<'a, T: ?Sized + PodView, M: Medium> Guard<'a, T, M> {
     pub fn persist(&mut self) {
         self.medium.note("Guard::persist", self.taken_at);
         let now = self.value.pod_bytes();
-        let before = self.snapshot.bytes_mut();
+        let before = self.snapshot.buffer().as_mut_slice();
         // Lines are aligned to the medium, not to the object.
         let first_line = self.offset / LINE * LINE;
         let mut dirty: Option<(usize, usize)> = None;
@@ -112,7 +111,7 @@ impl<'a, T: ?Sized + PodView, M: Medium> Guard<'a, T, M> {
         while line < self.offset + now.len() {
             let lo = line.max(self.offset) - self.offset;
             let hi = (line + LINE).min(self.offset + now.len()) - self.offset;
-            if now[lo..hi] != before[lo..hi] {
+            if differs(&now[lo..hi], &before[lo..hi]) {
                 before[lo..hi].copy_from_slice(&now[lo..hi]);
                 dirty = match dirty {
                     Some((start, end)) if end == line => Some((start, line + LINE)),

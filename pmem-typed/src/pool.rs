@@ -8,7 +8,7 @@ use bytemuck::Zeroable;
 
 use crate::alloc::{self, Heap, HeapStats, Reservation, read};
 use crate::error::{Error, FieldDifference, PointerProblem, Result};
-use crate::guard::Guard;
+use crate::guard::{Guard, Snapshot};
 use crate::layout::{
     CHUNK, DYNAMIC_SLOTS_OFFSET, DynamicSlot, FORMAT_VERSION, FieldRecord, Geometry, LINE, MAGIC,
     MAX_LAYOUT_NAME, MAX_RECORDED_FIELDS, MIN_POOL_SIZE, PAGE, REDO_OFFSET, REDO_SLOTS, RedoKind,
@@ -125,6 +125,8 @@ pub struct Pool<R, M: Medium = FileMedium> {
     slot: (usize, u64),
     /// The redo record slot and sequence number the next operation uses.
     redo: (usize, u32),
+    /// Lent to guards for their snapshots, so that taking one allocates nothing.
+    scratch: Vec<u8>,
     _root: PhantomData<fn() -> R>,
 }
 
@@ -355,6 +357,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
             info,
             slot,
             redo: (0, next_seq),
+            scratch: Vec::new(),
             _root: PhantomData,
         })
     }
@@ -484,6 +487,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
                 offset,
                 Location::caller(),
                 self.medium.base().add(offset).cast::<T>(),
+                Snapshot::Lent(&mut self.scratch),
             )
         })
     }
@@ -505,7 +509,15 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         };
         let elements = std::ptr::slice_from_raw_parts_mut(base, slice.len() as usize);
         // SAFETY: as in `get_mut`, for the whole slice.
-        Ok(unsafe { Guard::new(&self.medium, offset, Location::caller(), elements) })
+        Ok(unsafe {
+            Guard::new(
+                &self.medium,
+                offset,
+                Location::caller(),
+                elements,
+                Snapshot::Lent(&mut self.scratch),
+            )
+        })
     }
 
     /// Write access to several objects at once.
@@ -537,7 +549,13 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         // SAFETY: each range is in bounds and aligned, no two overlap (checked),
         // and the guards hold the pool's exclusive borrow.
         Ok(offsets.map(|offset| unsafe {
-            Guard::new(medium, offset, at, medium.base().add(offset).cast::<T>())
+            Guard::new(
+                medium,
+                offset,
+                at,
+                medium.base().add(offset).cast::<T>(),
+                Snapshot::Own(Vec::new()),
+            )
         }))
     }
 
