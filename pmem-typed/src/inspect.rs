@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::alloc::{Heap, HeapStats, read};
+use crate::alloc::{Heap, HeapStats, read, validate_record};
 use crate::error::{Error, Result};
 use crate::layout::{Geometry, LINE, PAGE, REDO_OFFSET, REDO_SLOTS, RedoKind, RedoRecord};
 use crate::medium::{FileMedium, Medium};
@@ -16,9 +16,17 @@ use crate::pool::{PoolInfo, read_header};
 pub enum RedoState {
     /// Empty: no operation in flight.
     Empty,
-    /// A whole record: an allocation or free that the next open will finish
-    /// (or drop, if its value never became durable).
+    /// A whole record: an allocation or free that the next open will finish.
     Pending(RedoRecord),
+    /// A whole allocation record whose block no longer holds the value it
+    /// recorded (`value_crc`): the value never became durable, or the block
+    /// was written after the allocation finished. The next open clears it
+    /// without redoing it.
+    Stale(RedoRecord),
+    /// A whole record that names no possible operation on this pool (its
+    /// block or destination is out of place): the next open refuses the
+    /// pool. [`Inspection::problems`] says what is wrong with it.
+    Invalid(RedoRecord),
     /// Bytes that do not add up to a record (a write torn by a crash): the
     /// next open ignores them.
     Torn,
@@ -92,6 +100,7 @@ pub fn inspect_medium<M: Medium>(medium: &M, file_size: u64) -> Result<Inspectio
         zone_chunks: info.zone_chunks as usize,
         pool_size: info.size as usize,
     };
+    let mut problems = Vec::new();
     let redo = (0..REDO_SLOTS)
         .map(|slot| {
             // SAFETY: the records lie within the first page, which read_header checked.
@@ -99,13 +108,21 @@ pub fn inspect_medium<M: Medium>(medium: &M, file_size: u64) -> Result<Inspectio
             if record.kind == RedoKind::None as u32 && record == bytemuck::Zeroable::zeroed() {
                 RedoState::Empty
             } else if record.kind != RedoKind::None as u32 && record.crc == record.computed_crc() {
-                RedoState::Pending(record)
+                // Recovery at open validates a whole record before replaying
+                // it, and refuses to open the pool if it does not pass.
+                match validate_record(medium, &geometry, &record) {
+                    Ok(()) if !value_intact(medium, &record) => RedoState::Stale(record),
+                    Ok(()) => RedoState::Pending(record),
+                    Err(e) => {
+                        problems.push(e.to_string());
+                        RedoState::Invalid(record)
+                    }
+                }
             } else {
                 RedoState::Torn
             }
         })
         .collect();
-    let mut problems = Vec::new();
     let (stats, blocks) = match Heap::load(medium, geometry) {
         Ok(heap) => (Some(heap.stats()), Some(heap.allocated_blocks(medium))),
         Err(e) => {
@@ -121,4 +138,28 @@ pub fn inspect_medium<M: Medium>(medium: &M, file_size: u64) -> Result<Inspectio
         redo,
         problems,
     })
+}
+
+/// Whether recovery would redo the validated `record`: always for a free;
+/// for an allocation, if the block still holds the value the record's CRC
+/// covers (the test `pool::recover` makes).
+fn value_intact<M: Medium>(medium: &M, record: &RedoRecord) -> bool {
+    if record.kind != RedoKind::Alloc as u32 {
+        return true;
+    }
+    if u64::from(record.value_len) > record.block_size {
+        return false;
+    }
+    // SAFETY:
+    // - `validate_record` checked that the block lies in a chunk of the
+    //   pool, and `value_len <= block_size`, so the bytes are in the medium;
+    // - nothing writes the medium while `&M` is held without `unsafe` code
+    //   whose precondition is that no reference into it is alive.
+    let value = unsafe {
+        std::slice::from_raw_parts(
+            medium.base().add(record.block as usize),
+            record.value_len as usize,
+        )
+    };
+    crc32fast::hash(value) == record.value_crc
 }
