@@ -33,6 +33,7 @@ pub(crate) struct Pending {
     pub(crate) value: u64,
     pub(crate) site: u32,
     pub(crate) raw: bool,
+    pub(crate) nt: bool,
 }
 
 /// Stores that persist as a prefix: the pending stores of a line (ADR) or of
@@ -227,6 +228,7 @@ pub(crate) fn crash_points(
                     value,
                     site,
                     raw,
+                    nt,
                 });
                 if nt {
                     state.covered = state.pending.len();
@@ -291,19 +293,27 @@ fn units_of(lines: &BTreeMap<u32, LineState>, profile: Profile) -> Vec<Unit> {
         if state.pending.is_empty() {
             continue;
         }
-        match profile {
-            Profile::X86Adr => units.push(Unit {
+        // Write-combining buffers drain in no particular order: pending
+        // non-temporal stores persist as any subset (one unit per chunk),
+        // where cached stores to a line persist as a prefix. A line with both
+        // kinds pending keeps program order as one prefix, the stricter choice
+        // that still applies its stores in order.
+        let per_chunk = match profile {
+            Profile::X86Adr => state.pending.iter().all(|store| store.nt),
+            Profile::Conservative => true,
+            Profile::Eadr => continue,
+        };
+        if per_chunk {
+            let mut by_chunk: BTreeMap<u32, Vec<Pending>> = BTreeMap::new();
+            for store in &state.pending {
+                by_chunk.entry(store.chunk).or_default().push(*store);
+            }
+            units.extend(by_chunk.into_values().map(|stores| Unit { line, stores }));
+        } else {
+            units.push(Unit {
                 line,
                 stores: state.pending.clone(),
-            }),
-            Profile::Conservative => {
-                let mut by_chunk: BTreeMap<u32, Vec<Pending>> = BTreeMap::new();
-                for store in &state.pending {
-                    by_chunk.entry(store.chunk).or_default().push(*store);
-                }
-                units.extend(by_chunk.into_values().map(|stores| Unit { line, stores }));
-            }
-            Profile::Eadr => {}
+            });
         }
     }
     units
@@ -391,6 +401,29 @@ mod tests {
             end.units[0].stores.len(),
             1,
             "the store after the flush is still pending"
+        );
+    }
+
+    #[test]
+    fn nontemporal_stores_persist_in_any_subset() {
+        let nt = |chunk| Event::Store {
+            chunk,
+            value: 1,
+            nt: true,
+            raw: false,
+            site: 0,
+        };
+        let points = crash_points(
+            &[0u8; 64],
+            64,
+            &log(vec![nt(0), nt(1), nt(2)]),
+            Profile::X86Adr,
+            false,
+        );
+        assert_eq!(
+            points[0].combinations(),
+            8,
+            "each of three chunks independently"
         );
     }
 
