@@ -108,6 +108,27 @@ impl Heap {
     /// # Errors
     /// [`Error::Corrupt`] naming the first inconsistent descriptor.
     pub(crate) fn load<M: Medium>(medium: &M, geometry: Geometry) -> Result<Self> {
+        Self::load_replayed(medium, geometry, &[])
+    }
+
+    /// [`load`](Self::load) of the chunk tables as they will be once
+    /// `records` (validated) are applied, oldest first: recovery checks the
+    /// outcome before it writes anything.
+    ///
+    /// # Errors
+    /// As for [`load`](Self::load).
+    pub(crate) fn load_replayed<M: Medium>(
+        medium: &M,
+        geometry: Geometry,
+        records: &[RedoRecord],
+    ) -> Result<Self> {
+        let descriptor = |at: usize| {
+            // SAFETY: called only with descriptors of existing chunks, which lie inside the pool.
+            let d: ChunkDescriptor = unsafe { read(medium, at) };
+            records
+                .iter()
+                .fold(d, |d, record| replayed(&geometry, record, at, d))
+        };
         let zones = geometry.zones();
         let mut chunks = vec![None; zones * geometry.zone_chunks];
         let mut with_room: [Vec<u32>; SIZE_CLASSES.len()] = Default::default();
@@ -116,14 +137,20 @@ impl Heap {
             let mut index = 0;
             while index < count {
                 let at = geometry.descriptor_offset(zone, index);
-                // SAFETY: descriptors of existing chunks lie inside the pool.
-                let d: ChunkDescriptor = unsafe { read(medium, at) };
+                let d = descriptor(at);
                 let bad = |why: String| {
                     Error::corrupt(format_args!(
                         "chunk {index} of zone {zone} (descriptor at {at:#x}): {why}"
                     ))
                 };
                 let global = zone * geometry.zone_chunks + index;
+                // Whatever the kind: a chunk freed later must be all zero.
+                if d.reserved != [0; 3] {
+                    return Err(bad(format!(
+                        "reserved words {:#x?}, expected zero",
+                        d.reserved
+                    )));
+                }
                 match d.kind() {
                     chunk_kind::FREE if d == ChunkDescriptor::zeroed() => {
                         chunks[global] = Some(ChunkInfo::default());
@@ -181,10 +208,12 @@ impl Heap {
                             run: run as u32,
                         });
                         for tail in index + 1..index + run {
-                            let tail_at = geometry.descriptor_offset(zone, tail);
-                            // SAFETY: the run fits in the zone, checked above.
-                            let t: ChunkDescriptor = unsafe { read(medium, tail_at) };
-                            if t.state != ChunkDescriptor::tail_state() || t.bitmap != [0; 4] {
+                            // The run fits in the zone, checked above.
+                            let t = descriptor(geometry.descriptor_offset(zone, tail));
+                            if t.state != ChunkDescriptor::tail_state()
+                                || t.bitmap != [0; 4]
+                                || t.reserved != [0; 3]
+                            {
                                 return Err(bad(format!(
                                     "run of {run} chunks, but chunk {tail} has state {:#x}, not a run tail",
                                     t.state
@@ -556,6 +585,17 @@ pub(crate) fn validate_record<M: Medium>(
             "its destination is not an aligned pointer inside the pool".into(),
         ));
     }
+    // Recovery checks the chunk tables a replay leaves before it writes
+    // anything (`Heap::load_replayed`), which covers the record's own stores
+    // to the table but not one through its destination.
+    let in_table = |offset: u64| {
+        (offset as usize)
+            .checked_sub(geometry.heap_offset)
+            .is_some_and(|rel| rel % geometry.zone_bytes() < geometry.table_bytes())
+    };
+    if in_table(record.dest) || in_table(record.dest + dest_len - 1) {
+        return Err(bad("its destination lies in a chunk table".into()));
+    }
     let (zone, index) = geometry
         .locate(record.block as usize)
         .ok_or_else(|| bad("its block is not in the heap".into()))?;
@@ -575,10 +615,13 @@ pub(crate) fn validate_record<M: Medium>(
     } else {
         let run = record.block_size / CHUNK as u64;
         if !record.block_size.is_multiple_of(CHUNK as u64)
+            || run == 0
             || record.block != chunk_start
             || index as u64 + run > geometry.chunks_in_zone(zone) as u64
         {
-            return Err(bad("its run of chunks does not fit in the zone".into()));
+            return Err(bad(
+                "its run of chunks is empty or does not fit in the zone".into(),
+            ));
         }
     }
     let block_end = record.block + record.block_size;
@@ -595,7 +638,6 @@ pub(crate) fn validate_record<M: Medium>(
 /// `record` passed [`validate_record`] (or was built by the allocator), and
 /// no reference into the chunk table or the destination is alive.
 pub(crate) unsafe fn apply_record<M: Medium>(medium: &M, geometry: &Geometry, record: &RedoRecord) {
-    let alloc = record.kind == RedoKind::Alloc as u32;
     let Some((zone, index)) = geometry.locate(record.block as usize) else {
         return;
     };
@@ -606,34 +648,21 @@ pub(crate) unsafe fn apply_record<M: Medium>(medium: &M, geometry: &Geometry, re
         if class_of_block(record.block_size).is_some() {
             let bit = ((record.block - geometry.chunk_offset(zone, index) as u64)
                 / record.block_size) as usize;
-            let d: ChunkDescriptor = read(medium, at);
-            let word_at = at + 8 + (bit / 64) * 8;
-            let mask = 1u64 << (bit % 64);
             // One 8-byte store: the bit's word. (An emptied chunk keeps its
             // class; `find_free_chunks` hands it back later with a store of
             // its own, so nothing here relies on the order of two stores to
             // one line.)
-            let word = d.bitmap[bit / 64];
-            medium.store_u64(word_at, if alloc { word | mask } else { word & !mask });
+            let d = replayed(geometry, record, at, read(medium, at));
+            medium.store_u64(at + 8 + (bit / 64) * 8, d.bitmap[bit / 64]);
             medium.flush(at, LINE);
         } else {
             let run = (record.block_size / CHUNK as u64) as usize;
-            for tail in 1..run {
-                let state = if alloc {
-                    ChunkDescriptor::tail_state()
-                } else {
-                    0
-                };
-                medium.store_u64(geometry.descriptor_offset(zone, index + tail), state);
+            // The tails' state words, then the head's.
+            for chunk in (1..run).chain([0]) {
+                let chunk_at = geometry.descriptor_offset(zone, index + chunk);
+                let d = replayed(geometry, record, chunk_at, ChunkDescriptor::zeroed());
+                medium.store_u64(chunk_at, d.state);
             }
-            medium.store_u64(
-                at,
-                if alloc {
-                    ChunkDescriptor::run_state(run as u32)
-                } else {
-                    0
-                },
-            );
             medium.flush(at, run * LINE);
         }
         let dest = record.dest as usize;
@@ -643,6 +672,40 @@ pub(crate) unsafe fn apply_record<M: Medium>(medium: &M, geometry: &Geometry, re
         }
         medium.flush(dest, record.dest_len as usize);
     }
+}
+
+/// The descriptor at `at`, which was `d`, as applying `record` leaves it:
+/// what [`apply_record`] stores there, without storing it.
+pub(crate) fn replayed(
+    geometry: &Geometry,
+    record: &RedoRecord,
+    at: usize,
+    mut d: ChunkDescriptor,
+) -> ChunkDescriptor {
+    let Some((zone, index)) = geometry.locate(record.block as usize) else {
+        return d;
+    };
+    let head = geometry.descriptor_offset(zone, index);
+    let alloc = record.kind == RedoKind::Alloc as u32;
+    if class_of_block(record.block_size).is_some() {
+        if at == head {
+            let bit = ((record.block - geometry.chunk_offset(zone, index) as u64)
+                / record.block_size) as usize;
+            let mask = 1u64 << (bit % 64);
+            let word = &mut d.bitmap[bit / 64];
+            *word = if alloc { *word | mask } else { *word & !mask };
+        }
+    } else {
+        let run = (record.block_size / CHUNK as u64) as usize;
+        if (head..head + run * LINE).contains(&at) {
+            d.state = match (alloc, at == head) {
+                (true, true) => ChunkDescriptor::run_state(run as u32),
+                (true, false) => ChunkDescriptor::tail_state(),
+                (false, _) => 0,
+            };
+        }
+    }
+    d
 }
 
 #[cfg(test)]

@@ -349,8 +349,13 @@ impl<R: Persist, M: Medium> Pool<R, M> {
             zone_chunks: info.zone_chunks as usize,
             pool_size: info.size as usize,
         };
-        let next_seq = recover(&medium, &geometry)?;
-        let heap = Heap::load(&medium, geometry)?;
+        let (next_seq, heap) = recover(&medium, &geometry)?;
+        // A handle closed earlier in this process may have left its last redo
+        // record's clear flushed but not fenced (see `run_record`). This handle
+        // numbers its records afresh from slot 0, so that clear must be durable
+        // before it writes one: else a crash could leave the stale record valid
+        // beside the new one, in no telling order, and replay it second.
+        medium.fence();
         Ok(Self {
             medium,
             heap,
@@ -1026,6 +1031,9 @@ pub(crate) fn read_header<M: Medium>(medium: &M) -> Result<(PoolInfo, (usize, u6
         && sb.root_offset == PAGE as u64
         && sb.root_align.is_power_of_two()
         && sb.root_align <= PAGE as u64
+        // A root larger than the medium cannot fit, and rounding a size
+        // near u64::MAX up to pages would overflow.
+        && sb.root_size <= len as u64
         && sb.heap_offset == heap_offset_for(sb.root_size as usize) as u64;
     if !geometry_ok {
         return Err(Error::corrupt(format_args!(
@@ -1148,8 +1156,13 @@ fn check_root_type(info: &PoolInfo, layout: &TypeLayout) -> Result<()> {
 
 /// Finishes or rolls back the operation an interrupted allocation or free
 /// left in the redo record. Its writes are persisted before the record is
-/// cleared, so a crash during recovery only repeats it.
-pub(crate) fn recover<M: Medium>(medium: &M, geometry: &Geometry) -> Result<u32> {
+/// cleared, so a crash during recovery only repeats it. Returns the next
+/// record's sequence number and the heap as recovery leaves it.
+///
+/// # Errors
+/// [`Error::Corrupt`] for a record that makes no sense, or chunk tables that
+/// are inconsistent (after the replay); nothing has been written then.
+pub(crate) fn recover<M: Medium>(medium: &M, geometry: &Geometry) -> Result<(u32, Heap)> {
     let records: [RedoRecord; REDO_SLOTS] = core::array::from_fn(|slot| {
         // SAFETY: the records lie within the first page.
         unsafe { read(medium, REDO_OFFSET + slot * LINE) }
@@ -1170,7 +1183,10 @@ pub(crate) fn recover<M: Medium>(medium: &M, geometry: &Geometry) -> Result<u32>
     }
     let next_seq = valid.last().map_or(1, |(_, r)| r.seq.wrapping_add(1));
 
-    let mut applied = false;
+    // Everything is checked before anything is written, the chunk tables as
+    // the replay will leave them included: a refused open leaves the pool as
+    // it found it.
+    let mut replay = Vec::new();
     for (_, record) in &valid {
         alloc::validate_record(medium, geometry, record)?;
         let roll_forward = record.kind == RedoKind::Free as u32 || {
@@ -1185,12 +1201,15 @@ pub(crate) fn recover<M: Medium>(medium: &M, geometry: &Geometry) -> Result<u32>
                 }) == record.value_crc
         };
         if roll_forward {
-            // SAFETY: validated; the pool is not open yet, so nothing references it.
-            unsafe { alloc::apply_record(medium, geometry, record) };
-            applied = true;
+            replay.push(*record);
         }
     }
-    if applied {
+    let heap = Heap::load_replayed(medium, *geometry, &replay)?;
+    for record in &replay {
+        // SAFETY: validated; the pool is not open yet, so nothing references it.
+        unsafe { alloc::apply_record(medium, geometry, record) };
+    }
+    if !replay.is_empty() {
         medium.fence();
     }
 
@@ -1212,5 +1231,5 @@ pub(crate) fn recover<M: Medium>(medium: &M, geometry: &Geometry) -> Result<u32>
         unsafe { medium.fill(REDO_OFFSET + slot * LINE, 0, LINE, false) };
         medium.fence();
     }
-    Ok(next_seq)
+    Ok((next_seq, heap))
 }
