@@ -184,6 +184,9 @@ unsafe impl LineOps for Avx {
 
 // SAFETY: as for `LineOps`: VMOVNTDQ ymm is an AVX instruction.
 unsafe impl StreamOps for Avx {
+    /// 16 YMM registers: 8 lines.
+    const NT_BATCH: usize = 8;
+
     #[inline(always)]
     unsafe fn stream_line(dst: *mut u8, line: Self::Line) {
         debug_assert!((dst as usize).is_multiple_of(64));
@@ -227,6 +230,9 @@ unsafe impl LineOps for Avx512f {
 
 // SAFETY: as for `LineOps`: VMOVNTDQ zmm is an AVX-512F instruction.
 unsafe impl StreamOps for Avx512f {
+    /// 32 ZMM registers: 32 lines.
+    const NT_BATCH: usize = 32;
+
     #[inline(always)]
     unsafe fn stream_line(dst: *mut u8, line: Self::Line) {
         debug_assert!((dst as usize).is_multiple_of(64));

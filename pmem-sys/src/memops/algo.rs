@@ -330,17 +330,15 @@ unsafe fn nontemporal_forward<O: StreamOps, F: FlushLine>(
             F::flush_line(dst);
             (dst, src, len) = (dst.add(head), src.add(head), len - head);
         }
-        while len >= BATCH * LINE {
-            let lines = load_batch::<O>(src);
-            for (i, &line) in lines.iter().enumerate() {
-                O::stream_line(dst.add(i * LINE), line);
-            }
-            (dst, src, len) = (
-                dst.add(BATCH * LINE),
-                src.add(BATCH * LINE),
-                len - BATCH * LINE,
-            );
-        }
+        // A wide batch first (as many lines as the registers hold), then 4,
+        // then single lines.
+        (dst, src, len) = match O::NT_BATCH {
+            32 => stream_batches_forward::<O, 32>(dst, src, len),
+            16 => stream_batches_forward::<O, 16>(dst, src, len),
+            8 => stream_batches_forward::<O, 8>(dst, src, len),
+            _ => (dst, src, len),
+        };
+        (dst, src, len) = stream_batches_forward::<O, BATCH>(dst, src, len);
         while len >= LINE {
             O::stream_line(dst, O::load_line(src));
             (dst, src, len) = (dst.add(LINE), src.add(LINE), len - LINE);
@@ -370,17 +368,13 @@ unsafe fn nontemporal_backward<O: StreamOps, F: FlushLine>(
             copy_small::<O>(dst_end, src_end, tail);
             F::flush_line(dst_end);
         }
-        while len >= BATCH * LINE {
-            (dst_end, src_end, len) = (
-                dst_end.sub(BATCH * LINE),
-                src_end.sub(BATCH * LINE),
-                len - BATCH * LINE,
-            );
-            let lines = load_batch::<O>(src_end);
-            for (i, &line) in lines.iter().enumerate().rev() {
-                O::stream_line(dst_end.add(i * LINE), line);
-            }
-        }
+        (dst_end, src_end, len) = match O::NT_BATCH {
+            32 => stream_batches_backward::<O, 32>(dst_end, src_end, len),
+            16 => stream_batches_backward::<O, 16>(dst_end, src_end, len),
+            8 => stream_batches_backward::<O, 8>(dst_end, src_end, len),
+            _ => (dst_end, src_end, len),
+        };
+        (dst_end, src_end, len) = stream_batches_backward::<O, BATCH>(dst_end, src_end, len);
         while len >= LINE {
             (dst_end, src_end, len) = (dst_end.sub(LINE), src_end.sub(LINE), len - LINE);
             O::stream_line(dst_end, O::load_line(src_end));
@@ -389,6 +383,76 @@ unsafe fn nontemporal_backward<O: StreamOps, F: FlushLine>(
             stream_tail::<O, F>(dst, src, len);
         }
     }
+}
+
+/// Loads `N` consecutive lines. (A loop with a constant count, which the
+/// compiler unrolls into registers: `core::array::from_fn` is not inlined for
+/// large `N` and would go through memory, without the vector extension.)
+///
+/// # Safety
+/// `src` is readable for `N * LINE` bytes; the CPU supports `O`.
+#[inline(always)]
+unsafe fn load_lines<O: LineOps, const N: usize>(src: *const u8) -> [O::Line; N] {
+    // SAFETY: the CPU supports `O` (caller); every load is within the
+    // `N * LINE` readable bytes.
+    unsafe {
+        let mut lines = [O::splat_line(0); N];
+        for (i, line) in lines.iter_mut().enumerate() {
+            *line = O::load_line(src.add(i * LINE));
+        }
+        lines
+    }
+}
+
+/// Streams batches of `N` lines front to back while `N` remain, loading each
+/// batch into registers before storing it: more loads in flight is what
+/// keeps a copy from memory at full speed. Returns where it stopped.
+///
+/// # Safety
+/// As for [`nontemporal_forward`], with `dst` 64-aligned.
+#[inline(always)]
+unsafe fn stream_batches_forward<O: StreamOps, const N: usize>(
+    mut dst: *mut u8,
+    mut src: *const u8,
+    mut len: usize,
+) -> (*mut u8, *const u8, usize) {
+    // SAFETY: each batch lies within the remaining `len` bytes; `dst` stays
+    // 64-aligned; the batch is loaded before any of it is stored.
+    unsafe {
+        while len >= N * LINE {
+            let lines = load_lines::<O, N>(src);
+            for (i, &line) in lines.iter().enumerate() {
+                O::stream_line(dst.add(i * LINE), line);
+            }
+            (dst, src, len) = (dst.add(N * LINE), src.add(N * LINE), len - N * LINE);
+        }
+    }
+    (dst, src, len)
+}
+
+/// [`stream_batches_forward`] from the end backwards, taking `dst_end` and
+/// `src_end` (one past the last byte) and returning them moved down.
+///
+/// # Safety
+/// As for [`nontemporal_backward`], with `dst_end` 64-aligned.
+#[inline(always)]
+unsafe fn stream_batches_backward<O: StreamOps, const N: usize>(
+    mut dst_end: *mut u8,
+    mut src_end: *const u8,
+    mut len: usize,
+) -> (*mut u8, *const u8, usize) {
+    // SAFETY: as for the forward direction, mirrored.
+    unsafe {
+        while len >= N * LINE {
+            (dst_end, src_end, len) =
+                (dst_end.sub(N * LINE), src_end.sub(N * LINE), len - N * LINE);
+            let lines = load_lines::<O, N>(src_end);
+            for (i, &line) in lines.iter().enumerate().rev() {
+                O::stream_line(dst_end.add(i * LINE), line);
+            }
+        }
+    }
+    (dst_end, src_end, len)
 }
 
 /// Writes a piece of fewer than 64 bytes that lies within one line: one

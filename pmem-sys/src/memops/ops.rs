@@ -88,6 +88,10 @@ pub(crate) unsafe trait LineOps {
 /// # Safety
 /// As for [`LineOps`].
 pub(crate) unsafe trait StreamOps: LineOps {
+    /// Lines a non-temporal copy loads into registers before storing them:
+    /// as many as the vector registers hold (8, 16 or 32; otherwise 4).
+    const NT_BATCH: usize = 4;
+
     /// Stores 64 bytes to the 64-aligned `dst`, bypassing the cache.
     ///
     /// # Safety

@@ -67,6 +67,9 @@ unsafe impl LineOps for Rec {
 
 // SAFETY: plain memory accesses only.
 unsafe impl StreamOps for Rec {
+    // Exercises the wide-batch loops as well as the 4-line and 1-line ones.
+    const NT_BATCH: usize = 8;
+
     unsafe fn stream_line(dst: *mut u8, line: Self::Line) {
         assert!(
             (dst as usize).is_multiple_of(64),
