@@ -41,13 +41,32 @@ fn open(m: &SimMedium) -> Result<Pool<Root, SimMedium>, String> {
 
 fn list_scenario() -> Scenario<'static> {
     Scenario::new(64 * 1024)
-        .setup(|m| Pool::create_on(m.clone(), "bench", Root { head: PPtr::null(), count: 0 }).map(drop).map_err(|e| e.to_string()))
+        .setup(|m| {
+            Pool::create_on(
+                m.clone(),
+                "bench",
+                Root {
+                    head: PPtr::null(),
+                    count: 0,
+                },
+            )
+            .map(drop)
+            .map_err(|e| e.to_string())
+        })
         .run(|m| {
             let mut pool = open(m)?;
             let root = pool.root();
             for v in 0..16 {
                 let head = pool.get(root).map_err(|e| e.to_string())?.head;
-                pool.alloc(root.fields().head, Node { value: v, next: head, pad: [v; 6] }).map_err(|e| e.to_string())?;
+                pool.alloc(
+                    root.fields().head,
+                    Node {
+                        value: v,
+                        next: head,
+                        pad: [v; 6],
+                    },
+                )
+                .map_err(|e| e.to_string())?;
                 pool.get_mut(root).map_err(|e| e.to_string())?.count += 1;
             }
             Ok(())
@@ -87,21 +106,31 @@ fn raw_scenario() -> Scenario<'static> {
         .check(|m| {
             let len = m.read_u64(0) as usize;
             (0..len).try_for_each(|i| {
-                if m.read_u64(64 + 64 * i) == 1000 + i as u64 { Ok(()) } else { Err(format!("entry {i}")) }
+                if m.read_u64(64 + 64 * i) == 1000 + i as u64 {
+                    Ok(())
+                } else {
+                    Err(format!("entry {i}"))
+                }
             })
         })
 }
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("sim_images");
-    group.sample_size(20).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(5));
     for (name, scenario) in [("list", list_scenario()), ("raw", raw_scenario())] {
         let explorer = Explorer::default();
-        let summary = explorer.explore(&scenario).unwrap_or_else(|f| panic!("{f}"));
+        let summary = explorer
+            .explore(&scenario)
+            .unwrap_or_else(|f| panic!("{f}"));
         let images = (summary.images + summary.recovery_images) as u64;
         println!("{name}: {summary}");
         group.throughput(Throughput::Elements(images));
-        group.bench_function(name, |b| b.iter(|| explorer.explore(&scenario).map(|s| s.images)));
+        group.bench_function(name, |b| {
+            b.iter(|| explorer.explore(&scenario).map(|s| s.images))
+        });
     }
     group.finish();
 }

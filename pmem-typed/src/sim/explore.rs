@@ -9,7 +9,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::medium::{CHUNK, Log, SimMedium, Site};
-use super::model::{CrashPoint, Profile, crash_points};
+use super::model::{CrashPoint, Durable, Profile, crash_points};
 use crate::layout::LINE;
 
 type Step<'a> = Box<dyn Fn(&SimMedium) -> Result<(), String> + Send + Sync + 'a>;
@@ -459,7 +459,7 @@ impl Explorer {
             ..self.clone()
         };
         no_crash
-            .recover_and_check(scenario, &checker, &live)
+            .recover_and_check(scenario, &checker, &live, &mut Scratch::default())
             .map_err(|(message, _)| Failure::plain(FailureKind::NoCrash, message, self))?;
 
         let points = crash_points(&base, base_len, &log, self.profile, self.every_store);
@@ -472,7 +472,9 @@ impl Explorer {
         // across points) are dropped by hash.
         let mut seen = HashSet::new();
         let mut work: Vec<(usize, Vec<usize>)> = Vec::new();
+        let mut durable = Durable::new(&base);
         for (index, point) in points.iter().enumerate() {
+            durable.advance(&points, index);
             let (all, exhaustive) = choices(point, self.budget, self.seed ^ index as u64);
             if exhaustive {
                 summary.exhaustive_points += 1;
@@ -481,19 +483,21 @@ impl Explorer {
             }
             work.extend(
                 all.into_iter()
-                    .filter(|kept| seen.insert(point.hash_of(kept)))
+                    .filter(|kept| seen.insert(point.hash_of(durable.bytes(), kept)))
                     .map(|kept| (index, kept)),
             );
         }
         summary.images = work.len();
-        let outcome = self.check_all(scenario, &points, &work);
+        let outcome = self.check_all(scenario, &base, &points, &work);
         summary.recovery_images = outcome.recovery_images;
         if let Some(found) = outcome.failure {
             let (index, kept) = work[found.position].clone();
             return Err(Failure {
                 kind: FailureKind::Crash,
                 message: found.message,
-                point: Some(Box::new(self.report(scenario, &points, index, &kept))),
+                point: Some(Box::new(
+                    self.report(scenario, &base, &points, index, &kept),
+                )),
                 recovery_point: found.recovery.map(Box::new),
                 replay: Some(CrashChoice { point: index, kept }),
                 explorer: Box::new(self.clone()),
@@ -520,18 +524,27 @@ impl Explorer {
             .enumerate()
             .map(|(i, unit)| choice.kept.get(i).copied().unwrap_or(0) % (unit.stores.len() + 1))
             .collect();
-        let (image, _) = point.image(&kept);
+        let mut durable = Durable::new(&base);
+        durable.advance(&points, index);
+        let (image, _) = point.image(durable.bytes(), &kept);
         let checker = SimMedium::new(scenario.size, scenario.capacity);
         let quiet = Self {
             recovery_crashes: false,
             ..self.clone()
         };
         quiet
-            .recover_and_check(scenario, &checker, &image[..point.len])
+            .recover_and_check(
+                scenario,
+                &checker,
+                &image[..point.len],
+                &mut Scratch::default(),
+            )
             .map_err(|(message, _)| Failure {
                 kind: FailureKind::Crash,
                 message,
-                point: Some(Box::new(self.report(scenario, &points, index, &kept))),
+                point: Some(Box::new(
+                    self.report(scenario, &base, &points, index, &kept),
+                )),
                 recovery_point: None,
                 replay: Some(CrashChoice { point: index, kept }),
                 explorer: Box::new(self.clone()),
@@ -547,6 +560,7 @@ impl Explorer {
     fn check_all(
         &self,
         scenario: &Scenario<'_>,
+        base: &[u8],
         points: &[CrashPoint],
         work: &[(usize, Vec<usize>)],
     ) -> Outcome {
@@ -558,9 +572,11 @@ impl Explorer {
             for _ in 0..self.threads.max(1) {
                 s.spawn(|| {
                     let medium = SimMedium::new(scenario.size, scenario.capacity);
+                    let mut durable = Durable::new(base);
                     let mut image: Vec<u8> = Vec::new();
                     let mut current = usize::MAX;
                     let mut applied = Vec::new();
+                    let mut scratch = Scratch::default();
                     loop {
                         let position = next.fetch_add(1, Ordering::Relaxed);
                         if position >= work.len()
@@ -571,13 +587,20 @@ impl Explorer {
                         let (index, kept) = &work[position];
                         let point = &points[*index];
                         if current == *index {
-                            restore(&mut image, point, &applied);
+                            restore(&mut image, durable.bytes(), &applied);
                         } else {
-                            image.clone_from(&point.durable);
+                            durable.advance(points, *index);
+                            image.clear();
+                            image.extend_from_slice(durable.bytes());
                             current = *index;
                         }
                         applied = apply_kept(&mut image, point, kept);
-                        match self.recover_and_check(scenario, &medium, &image[..point.len]) {
+                        match self.recover_and_check(
+                            scenario,
+                            &medium,
+                            &image[..point.len],
+                            &mut scratch,
+                        ) {
                             Ok(n) => {
                                 recovery_images.fetch_add(n, Ordering::Relaxed);
                             }
@@ -612,6 +635,7 @@ impl Explorer {
         scenario: &Scenario<'_>,
         medium: &SimMedium,
         image: &[u8],
+        scratch: &mut Scratch,
     ) -> Result<usize, (String, Option<PointReport>)> {
         // Record recovery only if its crashes are explored; checking the
         // invariant is never recorded (it runs on a copy that is then discarded).
@@ -626,27 +650,35 @@ impl Explorer {
         if log.events.is_empty() {
             return Ok(0);
         }
-        let mut base = image.to_vec();
+        let Scratch {
+            base,
+            durable,
+            crashed,
+        } = scratch;
+        base.clear();
+        base.extend_from_slice(image);
         base.resize(medium_capacity(scenario), 0);
-        let mut points = crash_points(&base, image.len(), &log, self.profile, false);
+        let mut points = crash_points(base, image.len(), &log, self.profile, false);
         points.pop(); // the end of recovery: already checked above
         let mut seen = HashSet::new();
         let mut checked = 0;
-        let mut crashed = Vec::new();
+        durable.reset(base);
         for (index, point) in points.iter().enumerate() {
+            durable.advance(&points, index);
             let (all, _) = choices(
                 point,
                 self.recovery_budget,
                 self.seed ^ 0x7265_636f ^ index as u64,
             );
-            crashed.clone_from(&point.durable);
+            crashed.clear();
+            crashed.extend_from_slice(durable.bytes());
             for kept in all {
-                if !seen.insert(point.hash_of(&kept)) {
+                if !seen.insert(point.hash_of(durable.bytes(), &kept)) {
                     continue;
                 }
-                let touched = apply_kept(&mut crashed, point, &kept);
+                let touched = apply_kept(crashed, point, &kept);
                 medium.reset_to(&crashed[..point.len], false);
-                restore(&mut crashed, point, &touched);
+                restore(crashed, durable.bytes(), &touched);
                 let outcome = (scenario.recover)(medium)
                     .map_err(|e| format!("recovery after a crash during recovery failed: {e}"))
                     .and_then(|()| {
@@ -657,7 +689,7 @@ impl Explorer {
                 if let Err(message) = outcome {
                     return Err((
                         message,
-                        Some(self.describe(scenario, &log, &points, index, &kept)),
+                        Some(self.describe(scenario, &log, base, &points, index, &kept)),
                     ));
                 }
                 checked += 1;
@@ -669,6 +701,7 @@ impl Explorer {
     fn report(
         &self,
         scenario: &Scenario<'_>,
+        base: &[u8],
         points: &[CrashPoint],
         index: usize,
         kept: &[usize],
@@ -678,13 +711,14 @@ impl Explorer {
             .record(scenario)
             .map(|(_, _, _, log)| log)
             .unwrap_or_default();
-        self.describe(scenario, &log, points, index, kept)
+        self.describe(scenario, &log, base, points, index, kept)
     }
 
     fn describe(
         &self,
         scenario: &Scenario<'_>,
         log: &Log,
+        base: &[u8],
         points: &[CrashPoint],
         index: usize,
         kept: &[usize],
@@ -696,7 +730,9 @@ impl Explorer {
                 location: std::panic::Location::caller(),
             })
         };
-        let (image, _) = point.image(kept);
+        let mut durable = Durable::new(base);
+        durable.advance(points, index);
+        let (image, _) = point.image(durable.bytes(), kept);
         let mut lines: Vec<LineReport> = Vec::new();
         for (unit, &k) in point.units.iter().zip(kept) {
             let offset = unit.line as usize * LINE;
@@ -740,12 +776,22 @@ fn apply_kept(image: &mut [u8], point: &CrashPoint, kept: &[usize]) -> Vec<u32> 
     touched
 }
 
-/// Puts `point`'s durable bytes back into the chunks `apply_kept` wrote.
-fn restore(image: &mut [u8], point: &CrashPoint, touched: &[u32]) {
+/// Puts the durable bytes back into the chunks `apply_kept` wrote.
+fn restore(image: &mut [u8], durable: &[u8], touched: &[u32]) {
     for &chunk in touched {
         let at = chunk as usize * CHUNK;
-        image[at..at + CHUNK].copy_from_slice(&point.durable[at..at + CHUNK]);
+        image[at..at + CHUNK].copy_from_slice(&durable[at..at + CHUNK]);
     }
+}
+
+/// Buffers a worker reuses from image to image. (Allocating them per image
+/// made the allocator hand pages back to the kernel and fault them in again:
+/// most of the time went there.)
+#[derive(Default)]
+struct Scratch {
+    base: Vec<u8>,
+    durable: Durable,
+    crashed: Vec<u8>,
 }
 
 /// A failing image found by a worker, with its position in the list of work

@@ -45,6 +45,10 @@ pub(crate) struct Unit {
 }
 
 /// A place where the program may crash, and what the durable state is there.
+///
+/// The durable image itself is not stored (it would be a copy of the whole
+/// medium per point): each point records the stores that became durable
+/// since the previous one, and a [`Durable`] walks the points in order.
 #[derive(Clone, Debug)]
 pub(crate) struct CrashPoint {
     /// Events `0..event` happened.
@@ -55,12 +59,58 @@ pub(crate) struct CrashPoint {
     pub(crate) fences: usize,
     /// Bytes of the medium at this point.
     pub(crate) len: usize,
-    /// The durable image without any pending store.
-    pub(crate) durable: Vec<u8>,
-    /// Hash of `durable` (see [`ImageHasher`]).
+    /// Stores (chunk, value) that became durable since the previous point.
+    pub(crate) delta: Vec<(u32, u64)>,
+    /// Hash of the durable image at this point (see [`image_hash`]).
     pub(crate) durable_hash: u64,
     /// Stores that may or may not have persisted.
     pub(crate) units: Vec<Unit>,
+}
+
+/// The durable image, walked forward through the crash points of one
+/// recording (its buffer is reused, never reallocated).
+#[derive(Debug, Default)]
+pub(crate) struct Durable {
+    bytes: Vec<u8>,
+    /// The next point whose delta is not applied yet.
+    next: usize,
+}
+
+impl Durable {
+    /// The image before any crash point: `base`.
+    pub(crate) fn new(base: &[u8]) -> Self {
+        Self {
+            bytes: base.to_vec(),
+            next: 0,
+        }
+    }
+
+    /// Starts over from `base`, reusing the buffer.
+    pub(crate) fn reset(&mut self, base: &[u8]) {
+        self.bytes.clear();
+        self.bytes.extend_from_slice(base);
+        self.next = 0;
+    }
+
+    /// Brings the image to point `index`; points must be visited in order.
+    pub(crate) fn advance(&mut self, points: &[CrashPoint], index: usize) {
+        debug_assert!(
+            index + 1 >= self.next,
+            "crash points are walked forward only"
+        );
+        for point in &points[self.next.min(index + 1)..=index] {
+            for &(chunk, value) in &point.delta {
+                let at = chunk as usize * CHUNK;
+                self.bytes[at..at + CHUNK].copy_from_slice(&value.to_le_bytes());
+            }
+        }
+        self.next = self.next.max(index + 1);
+    }
+
+    /// The image at the point last advanced to.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 impl CrashPoint {
@@ -71,16 +121,17 @@ impl CrashPoint {
             .fold(1u128, |n, u| n.saturating_mul(u.stores.len() as u128 + 1))
     }
 
-    /// The image where unit `i` kept `kept[i]` of its stores, and its hash.
-    pub(crate) fn image(&self, kept: &[usize]) -> (Vec<u8>, u64) {
-        let mut image = self.durable.clone();
-        let hash = self.apply(&mut image, kept);
+    /// The image where unit `i` kept `kept[i]` of its stores, given the
+    /// durable image at this point, and its hash.
+    pub(crate) fn image(&self, durable: &[u8], kept: &[usize]) -> (Vec<u8>, u64) {
+        let mut image = durable.to_vec();
+        let hash = self.apply(durable, &mut image, kept);
         (image, hash)
     }
 
     /// Applies the kept stores to `image` (which holds `durable`), returning
     /// the hash of the result.
-    pub(crate) fn apply(&self, image: &mut [u8], kept: &[usize]) -> u64 {
+    pub(crate) fn apply(&self, durable: &[u8], image: &mut [u8], kept: &[usize]) -> u64 {
         let mut touched: BTreeMap<u32, ()> = BTreeMap::new();
         for (unit, &k) in self.units.iter().zip(kept) {
             for store in &unit.stores[..k] {
@@ -94,14 +145,14 @@ impl CrashPoint {
         let mut hash = self.durable_hash;
         for &line in touched.keys() {
             let at = line as usize * LINE;
-            hash ^= line_hash(line, &self.durable[at..at + LINE])
-                ^ line_hash(line, &image[at..at + LINE]);
+            hash ^=
+                line_hash(line, &durable[at..at + LINE]) ^ line_hash(line, &image[at..at + LINE]);
         }
         hash
     }
 
     /// The hash of the image for `kept`, without building it.
-    pub(crate) fn hash_of(&self, kept: &[usize]) -> u64 {
+    pub(crate) fn hash_of(&self, durable: &[u8], kept: &[usize]) -> u64 {
         let mut lines: BTreeMap<u32, [u8; LINE]> = BTreeMap::new();
         for (unit, &k) in self.units.iter().zip(kept) {
             if k == 0 {
@@ -110,7 +161,7 @@ impl CrashPoint {
             let at = unit.line as usize * LINE;
             let line = lines.entry(unit.line).or_insert_with(|| {
                 let mut copy = [0u8; LINE];
-                copy.copy_from_slice(&self.durable[at..at + LINE]);
+                copy.copy_from_slice(&durable[at..at + LINE]);
                 copy
             });
             for store in &unit.stores[..k] {
@@ -121,7 +172,7 @@ impl CrashPoint {
         let mut hash = self.durable_hash;
         for (&line, bytes) in &lines {
             let at = line as usize * LINE;
-            hash ^= line_hash(line, &self.durable[at..at + LINE]) ^ line_hash(line, bytes);
+            hash ^= line_hash(line, &durable[at..at + LINE]) ^ line_hash(line, bytes);
         }
         hash
     }
@@ -170,33 +221,17 @@ pub(crate) fn crash_points(
     profile: Profile,
     every_store: bool,
 ) -> Vec<CrashPoint> {
-    let mut durable = base.to_vec();
-    let mut len = base_len;
-    let mut durable_hash = image_hash(&durable);
-    let mut lines: BTreeMap<u32, LineState> = BTreeMap::new();
-    let mut points = Vec::new();
-    let mut fences = 0;
-    let every_store = every_store || profile == Profile::Eadr;
-
-    let snapshot = |event: usize,
-                    site: u32,
-                    fences: usize,
-                    len: usize,
-                    durable: &[u8],
-                    hash: u64,
-                    lines: &BTreeMap<u32, LineState>| {
-        let units = units_of(lines, profile);
-        CrashPoint {
-            event,
-            site,
-            fences,
-            len,
-            durable: durable.to_vec(),
-            durable_hash: hash,
-            units,
-        }
+    let mut walk = Walk {
+        durable: base.to_vec(),
+        hash: image_hash(base),
+        delta: Vec::new(),
+        lines: BTreeMap::new(),
+        points: Vec::new(),
+        fences: 0,
+        len: base_len,
+        profile,
     };
-
+    let every_store = every_store || profile == Profile::Eadr;
     for (index, event) in log.events.iter().enumerate() {
         match *event {
             Event::Store {
@@ -207,22 +242,14 @@ pub(crate) fn crash_points(
                 site,
             } => {
                 if every_store {
-                    points.push(snapshot(
-                        index,
-                        site,
-                        fences,
-                        len,
-                        &durable,
-                        durable_hash,
-                        &lines,
-                    ));
+                    walk.snapshot(index, site);
                 }
-                let line = chunk * CHUNK as u32 / LINE as u32;
                 if profile == Profile::Eadr {
-                    write_durable(&mut durable, &mut durable_hash, chunk, value);
+                    walk.write_durable(chunk, value);
                     continue;
                 }
-                let state = lines.entry(line).or_default();
+                let line = chunk * CHUNK as u32 / LINE as u32;
+                let state = walk.lines.entry(line).or_default();
                 state.pending.push(Pending {
                     chunk,
                     value,
@@ -235,29 +262,28 @@ pub(crate) fn crash_points(
                 }
             }
             Event::Flush { line, .. } => {
-                if let Some(state) = lines.get_mut(&line) {
+                if let Some(state) = walk.lines.get_mut(&line) {
                     state.covered = state.pending.len();
                 }
             }
-            Event::Resize { len: new_len } => len = new_len as usize,
+            Event::Resize { len } => walk.len = len as usize,
             Event::Fence { site } => {
-                points.push(snapshot(
-                    index,
-                    site,
-                    fences,
-                    len,
-                    &durable,
-                    durable_hash,
-                    &lines,
-                ));
-                fences += 1;
-                lines.retain(|_, state| {
-                    for store in state.pending.drain(..state.covered) {
-                        write_durable(&mut durable, &mut durable_hash, store.chunk, store.value);
-                    }
+                walk.snapshot(index, site);
+                walk.fences += 1;
+                let mut guaranteed = Vec::new();
+                walk.lines.retain(|_, state| {
+                    guaranteed.extend(
+                        state
+                            .pending
+                            .drain(..state.covered)
+                            .map(|s| (s.chunk, s.value)),
+                    );
                     state.covered = 0;
                     !state.pending.is_empty()
                 });
+                for (chunk, value) in guaranteed {
+                    walk.write_durable(chunk, value);
+                }
             }
         }
     }
@@ -265,25 +291,45 @@ pub(crate) fn crash_points(
         Event::Store { site, .. } | Event::Flush { site, .. } | Event::Fence { site } => Some(site),
         Event::Resize { .. } => None,
     });
-    points.push(snapshot(
-        log.events.len(),
-        last_site.unwrap_or(0),
-        fences,
-        len,
-        &durable,
-        durable_hash,
-        &lines,
-    ));
-    points
+    walk.snapshot(log.events.len(), last_site.unwrap_or(0));
+    walk.points
 }
 
-fn write_durable(durable: &mut [u8], hash: &mut u64, chunk: u32, value: u64) {
-    let line = chunk * CHUNK as u32 / LINE as u32;
-    let at = line as usize * LINE;
-    let before = line_hash(line, &durable[at..at + LINE]);
-    let c = chunk as usize * CHUNK;
-    durable[c..c + CHUNK].copy_from_slice(&value.to_le_bytes());
-    *hash ^= before ^ line_hash(line, &durable[at..at + LINE]);
+/// The state of [`crash_points`]'s walk through a recording.
+struct Walk {
+    durable: Vec<u8>,
+    hash: u64,
+    /// Stores made durable since the last snapshot.
+    delta: Vec<(u32, u64)>,
+    lines: BTreeMap<u32, LineState>,
+    points: Vec<CrashPoint>,
+    fences: usize,
+    len: usize,
+    profile: Profile,
+}
+
+impl Walk {
+    fn snapshot(&mut self, event: usize, site: u32) {
+        self.points.push(CrashPoint {
+            event,
+            site,
+            fences: self.fences,
+            len: self.len,
+            delta: std::mem::take(&mut self.delta),
+            durable_hash: self.hash,
+            units: units_of(&self.lines, self.profile),
+        });
+    }
+
+    fn write_durable(&mut self, chunk: u32, value: u64) {
+        let line = chunk * CHUNK as u32 / LINE as u32;
+        let at = line as usize * LINE;
+        let before = line_hash(line, &self.durable[at..at + LINE]);
+        let c = chunk as usize * CHUNK;
+        self.durable[c..c + CHUNK].copy_from_slice(&value.to_le_bytes());
+        self.hash ^= before ^ line_hash(line, &self.durable[at..at + LINE]);
+        self.delta.push((chunk, value));
+    }
 }
 
 /// The pending stores grouped as the profile says they persist.
@@ -369,10 +415,13 @@ mod tests {
         assert_eq!(p0.combinations(), 6);
         // At the end: line 0's first two stores are durable; store(1, 4) and line 1 pending.
         let end = &points[1];
+        let mut durable = Durable::new(&base);
+        durable.advance(&points, 1);
         assert_eq!(
-            &end.durable[..16],
+            &durable.bytes()[..16],
             &[1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]
         );
+        assert_eq!(end.durable_hash, image_hash(durable.bytes()));
         assert_eq!(
             end.units
                 .iter()
@@ -380,10 +429,10 @@ mod tests {
                 .collect::<Vec<_>>(),
             [(0, 1), (1, 1)]
         );
-        let (image, hash) = end.image(&[1, 0]);
+        let (image, hash) = end.image(durable.bytes(), &[1, 0]);
         assert_eq!(image[8], 4);
         assert_eq!(hash, image_hash(&image));
-        assert_eq!(end.hash_of(&[1, 0]), hash);
+        assert_eq!(end.hash_of(durable.bytes(), &[1, 0]), hash);
     }
 
     #[test]
@@ -396,7 +445,7 @@ mod tests {
         ];
         let points = crash_points(&[0u8; 64], 64, &log(events), Profile::X86Adr, false);
         let end = points.last().unwrap();
-        assert_eq!(end.durable[0], 1);
+        assert_eq!(end.delta, [(0, 1)], "the flushed store became durable");
         assert_eq!(
             end.units[0].stores.len(),
             1,
@@ -446,7 +495,7 @@ mod tests {
             "before the fence: may or may not persist"
         );
         assert!(points[1].units.is_empty());
-        assert_eq!(points[1].durable[0], 9);
+        assert_eq!(points[1].delta, [(0, 9)]);
     }
 
     #[test]
@@ -464,7 +513,10 @@ mod tests {
         let points = crash_points(&[0u8; 64], 64, &log(events), Profile::Eadr, false);
         assert_eq!(points.len(), 3);
         assert!(points.iter().all(|p| p.units.is_empty()));
-        assert_eq!((points[1].durable[0], points[1].durable[8]), (1, 0));
-        assert_eq!((points[2].durable[0], points[2].durable[8]), (1, 2));
+        let mut durable = Durable::new(&[0u8; 64]);
+        durable.advance(&points, 1);
+        assert_eq!((durable.bytes()[0], durable.bytes()[8]), (1, 0));
+        durable.advance(&points, 2);
+        assert_eq!((durable.bytes()[0], durable.bytes()[8]), (1, 2));
     }
 }
