@@ -17,7 +17,9 @@
 //! `pmdk/<param>` is PMDK's libpmem (`pmem_memcpy_persist`,
 //! `pmem_memset_persist`, `pmem_persist`), both on the same mapping, with
 //! identical parameters, measured one after the other for each parameter so
-//! that drift over the run affects both alike.
+//! that drift over the run affects both alike. The order alternates: ours
+//! first for every other parameter, PMDK's first for the rest, so that
+//! neither library always runs first after a change of size.
 //!
 //! # Method
 //!
@@ -55,8 +57,9 @@
 //! - **Latency** (`store8_persist`) rotates the same way with a 64-byte
 //!   stride over two windows: the whole mapping (`67108864`: every store
 //!   misses the cache, as for cold persistent memory) and 4 KiB (`4096`:
-//!   64 lines, which stay in L1 unless the flush evicts them, which shows the
-//!   libraries' own overhead best).
+//!   64 lines, which stay in L1 unless the flush evicts them). If both
+//!   windows cost the same, the write-back and fence dominate, not the
+//!   library's own instructions.
 //! - **Sampling.** Sizes up to 64 KiB: 60 samples in 1.5 s; 256 KiB to 4 MiB:
 //!   30 samples in 2 s; 16 and 64 MiB: 10 flat samples in 3 s. Warm-up 0.5 s
 //!   (1 s for the largest). Each call is one criterion iteration.
@@ -67,8 +70,9 @@
 //! bandwidth groups). After all of them this program prints one table per
 //! group from criterion's `estimates.json` files (the mean of each benchmark,
 //! with the half-width of its 95% confidence interval) and writes the same
-//! tables as markdown to `<criterion dir>/pmem-sys-vs-pmdk.md`, where the
-//! criterion dir is `$CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`,
+//! tables as markdown to `<criterion dir>/pmem-sys-vs-pmdk.md` (only when
+//! every benchmark ran, so a filtered run never replaces a full table), where
+//! the criterion dir is `$CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`,
 //! else the workspace's `target/criterion`.
 //!
 //! - Bandwidth is in GB/s (10^9 bytes per second, so it reads lower than
@@ -77,7 +81,12 @@
 //! - Latency is in ns per store-and-persist. The ratio column is
 //!   **PMDK/ours**, so that here too above 1 means we are faster.
 //! - Ratios below 0.95 are marked "slower". Compare them with the confidence
-//!   intervals: on a shared or busy machine a few percent is noise.
+//!   intervals, and with another run: criterion times the two libraries one
+//!   after the other, a few seconds apart, and on a virtual machine memory
+//!   bandwidth drifts by several percent over that time, so ratios at 1 MiB
+//!   and above can move by ±10% from run to run (an interleaved, call-by-call
+//!   A/B of the same two libraries showed them within 1.5% at every size).
+//!   Other work on the machine makes this worse: keep it idle.
 //! - Only benchmarks that ran in this process are shown; the others (filtered
 //!   out, or `--test` mode) appear as "-".
 
@@ -182,7 +191,10 @@ fn main() {
     check_bindings(ours_base, pmdk.as_ref(), &source);
     // Time both libraries writing into the same mapping (see "Memory" in the
     // crate docs): PMDK's functions do not care who mapped the memory.
-    let pmdk = pmdk.map(|side| Side { base: ours_base, ..side });
+    let pmdk = pmdk.map(|side| Side {
+        base: ours_base,
+        ..side
+    });
 
     let mut c = Criterion::default().configure_from_args();
     bench_memcpy(&mut c, ours_base, pmdk.as_ref(), source.as_ptr());
@@ -383,7 +395,8 @@ impl Drop for PmdkMapping<'_> {
     }
 }
 
-/// PMDK's functions and the start of its mapping.
+/// PMDK's functions and the start of the mapping they write to (PMDK's own
+/// while its bindings are checked, then the shared one).
 #[derive(Clone, Copy)]
 struct Side<'a> {
     lib: &'a Pmdk,
@@ -449,31 +462,58 @@ fn configure(group: &mut BenchmarkGroup<'_, WallTime>, len: usize) {
         .sampling_mode(mode);
 }
 
+/// Which library a benchmark runs.
+#[derive(Clone, Copy)]
+enum Who<'a> {
+    Ours,
+    Pmdk(Side<'a>),
+}
+
+/// The libraries to run for the `index`-th parameter of a group: ours, and
+/// PMDK's when it is loaded; ours first for even indices, PMDK's first for
+/// odd ones, so that neither always runs right after a change of parameter.
+fn order<'a>(index: usize, pmdk: Option<&Side<'a>>) -> Vec<Who<'a>> {
+    let mut order = vec![Who::Ours];
+    if let Some(&side) = pmdk {
+        if index.is_multiple_of(2) {
+            order.push(Who::Pmdk(side));
+        } else {
+            order.insert(0, Who::Pmdk(side));
+        }
+    }
+    order
+}
+
 fn bench_memcpy(c: &mut Criterion, ours: *mut u8, pmdk: Option<&Side<'_>>, src: *const u8) {
     let mut group = c.benchmark_group(GROUP_MEMCPY);
-    for len in SIZES {
+    for (index, len) in SIZES.into_iter().enumerate() {
         configure(&mut group, len);
         group.throughput(Throughput::Bytes(len as u64));
-
-        let mut to = Rotation::new(ours, REGION, len);
-        group.bench_function(BenchmarkId::new(OURS, len), |b| {
-            b.iter(|| {
-                // SAFETY: the destination is `len` bytes inside our mapping
-                // (`Rotation`), the source `len <= REGION` bytes of `Source`;
-                // they do not overlap.
-                unsafe { raw::memcpy_persist(to.next(), src, len) }
-            });
-        });
-
-        if let Some(&Side { lib, base }) = pmdk {
-            let mut to = Rotation::new(base, REGION, len);
-            let memcpy_persist = lib.memcpy_persist;
-            group.bench_function(BenchmarkId::new(PMDK, len), |b| {
-                b.iter(|| {
-                    // SAFETY: as above, in PMDK's mapping; libpmem is loaded.
-                    unsafe { memcpy_persist(to.next().cast(), src.cast(), len) }
-                });
-            });
+        for who in order(index, pmdk) {
+            match who {
+                Who::Ours => {
+                    let mut to = Rotation::new(ours, REGION, len);
+                    group.bench_function(BenchmarkId::new(OURS, len), |b| {
+                        b.iter(|| {
+                            // SAFETY: the destination is `len` bytes inside our
+                            // mapping (`Rotation`), the source `len <= REGION`
+                            // bytes of `Source`; they do not overlap.
+                            unsafe { raw::memcpy_persist(to.next(), src, len) }
+                        });
+                    });
+                }
+                Who::Pmdk(Side { lib, base }) => {
+                    let mut to = Rotation::new(base, REGION, len);
+                    let memcpy_persist = lib.memcpy_persist;
+                    group.bench_function(BenchmarkId::new(PMDK, len), |b| {
+                        b.iter(|| {
+                            // SAFETY: as for ours (`base` is 64 MiB of mapped
+                            // memory); libpmem is loaded.
+                            unsafe { memcpy_persist(to.next().cast(), src.cast(), len) }
+                        });
+                    });
+                }
+            }
         }
     }
     group.finish();
@@ -481,28 +521,32 @@ fn bench_memcpy(c: &mut Criterion, ours: *mut u8, pmdk: Option<&Side<'_>>, src: 
 
 fn bench_memset(c: &mut Criterion, ours: *mut u8, pmdk: Option<&Side<'_>>) {
     let mut group = c.benchmark_group(GROUP_MEMSET);
-    for len in SIZES {
+    for (index, len) in SIZES.into_iter().enumerate() {
         configure(&mut group, len);
         group.throughput(Throughput::Bytes(len as u64));
-
-        let mut to = Rotation::new(ours, REGION, len);
-        group.bench_function(BenchmarkId::new(OURS, len), |b| {
-            b.iter(|| {
-                // SAFETY: the destination is `len` bytes inside our mapping.
-                unsafe { raw::memset_persist(to.next(), FILL, len) }
-            });
-        });
-
-        if let Some(&Side { lib, base }) = pmdk {
-            let mut to = Rotation::new(base, REGION, len);
-            let memset_persist = lib.memset_persist;
-            group.bench_function(BenchmarkId::new(PMDK, len), |b| {
-                b.iter(|| {
-                    // SAFETY: the destination is `len` bytes inside PMDK's
-                    // mapping; libpmem is loaded.
-                    unsafe { memset_persist(to.next().cast(), c_int::from(FILL), len) }
-                });
-            });
+        for who in order(index, pmdk) {
+            match who {
+                Who::Ours => {
+                    let mut to = Rotation::new(ours, REGION, len);
+                    group.bench_function(BenchmarkId::new(OURS, len), |b| {
+                        b.iter(|| {
+                            // SAFETY: the destination is `len` bytes inside our mapping.
+                            unsafe { raw::memset_persist(to.next(), FILL, len) }
+                        });
+                    });
+                }
+                Who::Pmdk(Side { lib, base }) => {
+                    let mut to = Rotation::new(base, REGION, len);
+                    let memset_persist = lib.memset_persist;
+                    group.bench_function(BenchmarkId::new(PMDK, len), |b| {
+                        b.iter(|| {
+                            // SAFETY: the destination is `len` bytes inside
+                            // the mapping at `base`; libpmem is loaded.
+                            unsafe { memset_persist(to.next().cast(), c_int::from(FILL), len) }
+                        });
+                    });
+                }
+            }
         }
     }
     group.finish();
@@ -510,38 +554,44 @@ fn bench_memset(c: &mut Criterion, ours: *mut u8, pmdk: Option<&Side<'_>>) {
 
 fn bench_store8(c: &mut Criterion, ours: *mut u8, pmdk: Option<&Side<'_>>) {
     let mut group = c.benchmark_group(GROUP_STORE);
-    for window in [HOT_WINDOW, REGION] {
-        configure(&mut group, 0);
-
-        let mut at = Rotation::new(ours, window, LINE);
-        let mut value = 0u64;
-        group.bench_function(BenchmarkId::new(OURS, window), |b| {
-            b.iter(|| {
-                let addr = at.next();
-                value = value.wrapping_add(1);
-                // SAFETY: `addr` is a 64-aligned line inside our mapping, so
-                // valid and aligned for an 8-byte write and for persisting it.
-                unsafe {
-                    addr.cast::<u64>().write_volatile(value);
-                    raw::persist(addr, 8);
+    configure(&mut group, 0);
+    let mut value = 0u64;
+    for (index, window) in [HOT_WINDOW, REGION].into_iter().enumerate() {
+        for who in order(index, pmdk) {
+            match who {
+                Who::Ours => {
+                    let mut at = Rotation::new(ours, window, LINE);
+                    group.bench_function(BenchmarkId::new(OURS, window), |b| {
+                        b.iter(|| {
+                            let addr = at.next();
+                            value = value.wrapping_add(1);
+                            // SAFETY: `addr` is a 64-aligned line inside our
+                            // mapping, so valid and aligned for an 8-byte write
+                            // and for persisting it.
+                            unsafe {
+                                addr.cast::<u64>().write_volatile(value);
+                                raw::persist(addr, 8);
+                            }
+                        });
+                    });
                 }
-            });
-        });
-
-        if let Some(&Side { lib, base }) = pmdk {
-            let mut at = Rotation::new(base, window, LINE);
-            let persist = lib.persist;
-            group.bench_function(BenchmarkId::new(PMDK, window), |b| {
-                b.iter(|| {
-                    let addr = at.next();
-                    value = value.wrapping_add(1);
-                    // SAFETY: as above, in PMDK's mapping; libpmem is loaded.
-                    unsafe {
-                        addr.cast::<u64>().write_volatile(value);
-                        persist(addr.cast(), 8);
-                    }
-                });
-            });
+                Who::Pmdk(Side { lib, base }) => {
+                    let mut at = Rotation::new(base, window, LINE);
+                    let persist = lib.persist;
+                    group.bench_function(BenchmarkId::new(PMDK, window), |b| {
+                        b.iter(|| {
+                            let addr = at.next();
+                            value = value.wrapping_add(1);
+                            // SAFETY: as for ours, in the mapping at `base`;
+                            // libpmem is loaded.
+                            unsafe {
+                                addr.cast::<u64>().write_volatile(value);
+                                persist(addr.cast(), 8);
+                            }
+                        });
+                    });
+                }
+            }
         }
     }
     group.finish();
@@ -692,8 +742,9 @@ fn report(started: SystemTime, pmdk: Option<&Pmdk>, variants: &[String]) {
         estimate(&home, group, function, param, started)
     };
     let mut md = String::new();
-    // Ours runs in every group, so its results say whether anything ran.
-    let any_ran = SIZES
+    // Ours runs in every group, so its results say whether anything ran, and
+    // whether everything did.
+    let ran: Vec<bool> = SIZES
         .iter()
         .flat_map(|&l| [(GROUP_MEMCPY, OURS, l), (GROUP_MEMSET, OURS, l)])
         .chain([HOT_WINDOW, REGION].map(|w| (GROUP_STORE, OURS, w)))
@@ -702,8 +753,9 @@ fn report(started: SystemTime, pmdk: Option<&Pmdk>, variants: &[String]) {
                 .iter()
                 .flat_map(|v| VARIANT_SIZES.map(|l| (GROUP_VARIANTS, v.as_str(), l))),
         )
-        .any(|(g, f, p)| est(g, f, p).is_some());
-    if !any_ran {
+        .map(|(g, f, p)| est(g, f, p).is_some())
+        .collect();
+    if !ran.contains(&true) {
         println!(
             "note: no estimates from this run in {} (--test, --list or a filter?); \
              no table written",
@@ -744,7 +796,8 @@ fn report(started: SystemTime, pmdk: Option<&Pmdk>, variants: &[String]) {
     }
     let _ = writeln!(
         md,
-        "- Method: 64 MiB /dev/shm mapping per library, PMEM_IS_PMEM_FORCE=1; destinations \
+        "- Method: one 64 MiB /dev/shm mapping (ours) that both libraries write to, \
+         PMEM_IS_PMEM_FORCE=1; destinations \
          64-aligned, rotating through the whole mapping (see benches/persist.rs)\n"
     );
 
@@ -824,6 +877,11 @@ fn report(started: SystemTime, pmdk: Option<&Pmdk>, variants: &[String]) {
 
     println!("\n{md}");
     let out = home.join("pmem-sys-vs-pmdk.md");
+    if ran.contains(&false) {
+        // A filtered run must not replace the full table the README is made from.
+        println!("(partial run: {} left as it was)", out.display());
+        return;
+    }
     match std::fs::create_dir_all(&home).and_then(|()| std::fs::write(&out, &md)) {
         Ok(()) => println!("(written to {})", out.display()),
         Err(e) => eprintln!("note: cannot write {}: {e}", out.display()),
