@@ -20,7 +20,7 @@ use proc_macro::TokenStream;
 ///
 /// # Examples
 ///
-/// ```ignore
+/// ```
 /// use pmem_typed::{PPtr, PSlice, Persist};
 ///
 /// #[derive(Clone, Copy, Persist)]
