@@ -6,3 +6,8 @@
 
 pub use pmem_sys as sys;
 pub use pmem_typed as typed;
+
+// Compile and run the README's Rust examples with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
