@@ -90,6 +90,7 @@
 //! - Only benchmarks that ran in this process are shown; the others (filtered
 //!   out, or `--test` mode) appear as "-".
 
+use std::cell::Cell;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
@@ -191,15 +192,12 @@ fn main() {
     check_bindings(ours_base, pmdk.as_ref(), &source);
     // Time both libraries writing into the same mapping (see "Memory" in the
     // crate docs): PMDK's functions do not care who mapped the memory.
-    let pmdk = pmdk.map(|side| Side {
-        base: ours_base,
-        ..side
-    });
+    let pmdk = pmdk.map(|side| side.lib);
 
     let mut c = Criterion::default().configure_from_args();
-    bench_memcpy(&mut c, ours_base, pmdk.as_ref(), source.as_ptr());
-    bench_memset(&mut c, ours_base, pmdk.as_ref());
-    bench_store8(&mut c, ours_base, pmdk.as_ref());
+    bench_memcpy(&mut c, ours_base, pmdk, source.as_ptr());
+    bench_memset(&mut c, ours_base, pmdk);
+    bench_store8(&mut c, ours_base, pmdk);
     let variants = bench_variants(&mut c, ours_base, source.as_ptr());
     c.final_summary();
 
@@ -395,8 +393,8 @@ impl Drop for PmdkMapping<'_> {
     }
 }
 
-/// PMDK's functions and the start of the mapping they write to (PMDK's own
-/// while its bindings are checked, then the shared one).
+/// PMDK's functions and the start of its own mapping, where its bindings are
+/// checked.
 #[derive(Clone, Copy)]
 struct Side<'a> {
     lib: &'a Pmdk,
@@ -466,133 +464,132 @@ fn configure(group: &mut BenchmarkGroup<'_, WallTime>, len: usize) {
 #[derive(Clone, Copy)]
 enum Who<'a> {
     Ours,
-    Pmdk(Side<'a>),
+    Pmdk(&'a Pmdk),
 }
 
 /// The libraries to run for the `index`-th parameter of a group: ours, and
 /// PMDK's when it is loaded; ours first for even indices, PMDK's first for
 /// odd ones, so that neither always runs right after a change of parameter.
-fn order<'a>(index: usize, pmdk: Option<&Side<'a>>) -> Vec<Who<'a>> {
+fn order(index: usize, pmdk: Option<&Pmdk>) -> Vec<Who<'_>> {
     let mut order = vec![Who::Ours];
-    if let Some(&side) = pmdk {
+    if let Some(lib) = pmdk {
         if index.is_multiple_of(2) {
-            order.push(Who::Pmdk(side));
+            order.push(Who::Pmdk(lib));
         } else {
-            order.insert(0, Who::Pmdk(side));
+            order.insert(0, Who::Pmdk(lib));
         }
     }
     order
 }
 
-fn bench_memcpy(c: &mut Criterion, ours: *mut u8, pmdk: Option<&Side<'_>>, src: *const u8) {
+/// Benchmarks one operation of both libraries for the `index`-th parameter
+/// `param` of a group, in the order [`order`] gives. Each iteration calls
+/// `ours(dst)` or `theirs(lib, dst)` with the next destination of a fresh
+/// [`Rotation`] of `len`-byte writes over the first `window` bytes of the
+/// shared mapping at `base`.
+fn bench_both(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    (index, param): (usize, usize),
+    pmdk: Option<&Pmdk>,
+    (base, window, len): (*mut u8, usize, usize),
+    mut ours: impl FnMut(*mut u8),
+    mut theirs: impl FnMut(&Pmdk, *mut u8),
+) {
+    for who in order(index, pmdk) {
+        let mut to = Rotation::new(base, window, len);
+        match who {
+            Who::Ours => group.bench_function(BenchmarkId::new(OURS, param), |b| {
+                b.iter(|| ours(to.next()));
+            }),
+            Who::Pmdk(lib) => group.bench_function(BenchmarkId::new(PMDK, param), |b| {
+                b.iter(|| theirs(lib, to.next()));
+            }),
+        };
+    }
+}
+
+fn bench_memcpy(c: &mut Criterion, base: *mut u8, pmdk: Option<&Pmdk>, src: *const u8) {
     let mut group = c.benchmark_group(GROUP_MEMCPY);
     for (index, len) in SIZES.into_iter().enumerate() {
         configure(&mut group, len);
         group.throughput(Throughput::Bytes(len as u64));
-        for who in order(index, pmdk) {
-            match who {
-                Who::Ours => {
-                    let mut to = Rotation::new(ours, REGION, len);
-                    group.bench_function(BenchmarkId::new(OURS, len), |b| {
-                        b.iter(|| {
-                            // SAFETY: the destination is `len` bytes inside our
-                            // mapping (`Rotation`), the source `len <= REGION`
-                            // bytes of `Source`; they do not overlap.
-                            unsafe { raw::memcpy_persist(to.next(), src, len) }
-                        });
-                    });
-                }
-                Who::Pmdk(Side { lib, base }) => {
-                    let mut to = Rotation::new(base, REGION, len);
-                    let memcpy_persist = lib.memcpy_persist;
-                    group.bench_function(BenchmarkId::new(PMDK, len), |b| {
-                        b.iter(|| {
-                            // SAFETY: as for ours (`base` is 64 MiB of mapped
-                            // memory); libpmem is loaded.
-                            unsafe { memcpy_persist(to.next().cast(), src.cast(), len) }
-                        });
-                    });
-                }
-            }
-        }
+        bench_both(
+            &mut group,
+            (index, len),
+            pmdk,
+            (base, REGION, len),
+            |dst| {
+                // SAFETY: `dst` is `len` bytes inside the mapping
+                // (`Rotation`), `src` the first `len <= REGION` bytes of
+                // `Source`; they do not overlap.
+                unsafe { raw::memcpy_persist(dst, src, len) };
+            },
+            |lib, dst| {
+                // SAFETY: as for ours; libpmem stays loaded while `lib` lives.
+                unsafe { (lib.memcpy_persist)(dst.cast(), src.cast(), len) };
+            },
+        );
     }
     group.finish();
 }
 
-fn bench_memset(c: &mut Criterion, ours: *mut u8, pmdk: Option<&Side<'_>>) {
+fn bench_memset(c: &mut Criterion, base: *mut u8, pmdk: Option<&Pmdk>) {
     let mut group = c.benchmark_group(GROUP_MEMSET);
     for (index, len) in SIZES.into_iter().enumerate() {
         configure(&mut group, len);
         group.throughput(Throughput::Bytes(len as u64));
-        for who in order(index, pmdk) {
-            match who {
-                Who::Ours => {
-                    let mut to = Rotation::new(ours, REGION, len);
-                    group.bench_function(BenchmarkId::new(OURS, len), |b| {
-                        b.iter(|| {
-                            // SAFETY: the destination is `len` bytes inside our mapping.
-                            unsafe { raw::memset_persist(to.next(), FILL, len) }
-                        });
-                    });
-                }
-                Who::Pmdk(Side { lib, base }) => {
-                    let mut to = Rotation::new(base, REGION, len);
-                    let memset_persist = lib.memset_persist;
-                    group.bench_function(BenchmarkId::new(PMDK, len), |b| {
-                        b.iter(|| {
-                            // SAFETY: the destination is `len` bytes inside
-                            // the mapping at `base`; libpmem is loaded.
-                            unsafe { memset_persist(to.next().cast(), c_int::from(FILL), len) }
-                        });
-                    });
-                }
-            }
-        }
+        bench_both(
+            &mut group,
+            (index, len),
+            pmdk,
+            (base, REGION, len),
+            |dst| {
+                // SAFETY: `dst` is `len` bytes inside the mapping (`Rotation`).
+                unsafe { raw::memset_persist(dst, FILL, len) };
+            },
+            |lib, dst| {
+                // SAFETY: as for ours; libpmem stays loaded while `lib` lives.
+                unsafe { (lib.memset_persist)(dst.cast(), c_int::from(FILL), len) };
+            },
+        );
     }
     group.finish();
 }
 
-fn bench_store8(c: &mut Criterion, ours: *mut u8, pmdk: Option<&Side<'_>>) {
+fn bench_store8(c: &mut Criterion, base: *mut u8, pmdk: Option<&Pmdk>) {
     let mut group = c.benchmark_group(GROUP_STORE);
     configure(&mut group, 0);
-    let mut value = 0u64;
+    // A new value for every store, shared by the two libraries' closures.
+    let value = Cell::new(0u64);
+    let next_value = || {
+        value.set(value.get().wrapping_add(1));
+        value.get()
+    };
     for (index, window) in [HOT_WINDOW, REGION].into_iter().enumerate() {
-        for who in order(index, pmdk) {
-            match who {
-                Who::Ours => {
-                    let mut at = Rotation::new(ours, window, LINE);
-                    group.bench_function(BenchmarkId::new(OURS, window), |b| {
-                        b.iter(|| {
-                            let addr = at.next();
-                            value = value.wrapping_add(1);
-                            // SAFETY: `addr` is a 64-aligned line inside our
-                            // mapping, so valid and aligned for an 8-byte write
-                            // and for persisting it.
-                            unsafe {
-                                addr.cast::<u64>().write_volatile(value);
-                                raw::persist(addr, 8);
-                            }
-                        });
-                    });
+        bench_both(
+            &mut group,
+            (index, window),
+            pmdk,
+            (base, window, LINE),
+            |addr| {
+                let value = next_value();
+                // SAFETY: `addr` is a 64-aligned line inside the mapping
+                // (`Rotation`), so valid and aligned for an 8-byte write and
+                // for persisting it.
+                unsafe {
+                    addr.cast::<u64>().write_volatile(value);
+                    raw::persist(addr, 8);
                 }
-                Who::Pmdk(Side { lib, base }) => {
-                    let mut at = Rotation::new(base, window, LINE);
-                    let persist = lib.persist;
-                    group.bench_function(BenchmarkId::new(PMDK, window), |b| {
-                        b.iter(|| {
-                            let addr = at.next();
-                            value = value.wrapping_add(1);
-                            // SAFETY: as for ours, in the mapping at `base`;
-                            // libpmem is loaded.
-                            unsafe {
-                                addr.cast::<u64>().write_volatile(value);
-                                persist(addr.cast(), 8);
-                            }
-                        });
-                    });
+            },
+            |lib, addr| {
+                let value = next_value();
+                // SAFETY: as for ours; libpmem stays loaded while `lib` lives.
+                unsafe {
+                    addr.cast::<u64>().write_volatile(value);
+                    (lib.persist)(addr.cast(), 8);
                 }
-            }
-        }
+            },
+        );
     }
     group.finish();
 }
