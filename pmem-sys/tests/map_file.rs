@@ -19,7 +19,8 @@
 //! Expectations about `is_pmem` honour `PMEM_IS_PMEM_FORCE` if the test run
 //! sets it; the forced answers themselves are checked in child processes.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::ffi::OsString;
 use std::fs;
 use std::io;
@@ -31,6 +32,10 @@ use std::sync::Barrier;
 use pmem_sys::{MapFlags, RawMapping, Sysfs, map_file, map_file_with_sysfs, raw};
 use proptest::prelude::*;
 use tempfile::TempDir;
+
+use common::{
+    HUGE, huge_allocation_fails_fast, mapped_ranges, on_tmpfs, page_size, pattern, scratch, tree,
+};
 
 const CREATE: i32 = 1;
 const EXCL: i32 = 2;
@@ -44,8 +49,6 @@ const DAX_SIZE: usize = 4 * MIB;
 /// The size of the existing file in the matrix: between the lengths tried,
 /// so that `CREATE` both shrinks and grows it.
 const EXISTING_SIZE: usize = 64 * KIB;
-/// Positive as `off_t`, but more than any file system or address space holds.
-const HUGE: usize = 1 << 62;
 
 /// Every flag combination, then unknown bits.
 fn flag_values() -> impl Iterator<Item = i32> {
@@ -152,46 +155,6 @@ fn model(target: Target, flags: i32, len: usize) -> Expected {
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// A fresh temporary directory, on tmpfs when `/dev/shm` exists.
-fn scratch() -> TempDir {
-    let mut builder = tempfile::Builder::new();
-    builder.prefix("pmem-map-");
-    if Path::new("/dev/shm").is_dir()
-        && let Ok(dir) = builder.tempdir_in("/dev/shm")
-    {
-        return dir;
-    }
-    builder.tempdir().expect("create a temporary directory")
-}
-
-fn fs_magic(path: &Path) -> i128 {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: `c_path` is NUL-terminated; `st` is writable for one `statfs`.
-    let ret = unsafe { libc::statfs(c_path.as_ptr(), st.as_mut_ptr()) };
-    assert_eq!(
-        ret,
-        0,
-        "statfs {}: {}",
-        path.display(),
-        io::Error::last_os_error()
-    );
-    // SAFETY: statfs succeeded, so it filled in `st`.
-    i128::from(unsafe { st.assume_init() }.f_type)
-}
-
-/// Whether `path` is on tmpfs, which never supports `MAP_SYNC`: mappings of
-/// its files are not persistent memory.
-fn on_tmpfs(path: &Path) -> bool {
-    fs_magic(path) == i128::from(libc::TMPFS_MAGIC)
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(size).expect("page size")
-}
-
 /// `PMEM_IS_PMEM_FORCE` as libpmem reads it (`atoi`): 0 forces "no", 1 forces
 /// "yes", anything else (or unset) leaves the answer to the registry.
 fn forced_is_pmem() -> Option<bool> {
@@ -216,49 +179,6 @@ fn expect_pmem(registered: bool) -> bool {
     forced_is_pmem().unwrap_or(registered)
 }
 
-/// Deterministic, mostly non-zero bytes.
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) | 1)
-        .collect()
-}
-
-/// Every entry under `dir`, with the content of files and the target of links.
-fn tree(dir: &Path) -> BTreeMap<PathBuf, String> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, String>) {
-        for entry in fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            let path = entry.path();
-            let rel = path.strip_prefix(base).unwrap().to_owned();
-            let meta = fs::symlink_metadata(&path).unwrap();
-            let what = if meta.is_dir() {
-                walk(base, &path, out);
-                "dir".to_owned()
-            } else if meta.file_type().is_symlink() {
-                format!("link to {}", fs::read_link(&path).unwrap().display())
-            } else {
-                let data = fs::read(&path).unwrap();
-                format!(
-                    "file of {} bytes, mode {:o}, hash {:x}",
-                    data.len(),
-                    meta.permissions().mode() & 0o7777,
-                    fnv(&data)
-                )
-            };
-            out.insert(rel, what);
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
-fn fnv(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 fn names(dir: &Path) -> Vec<OsString> {
     let mut names: Vec<_> = fs::read_dir(dir)
         .unwrap()
@@ -276,34 +196,6 @@ fn allocated(path: &Path) -> u64 {
 fn dev_numbers(path: &Path) -> (u32, u32) {
     let rdev = fs::metadata(path).unwrap().rdev();
     (libc::major(rdev), libc::minor(rdev))
-}
-
-/// The address ranges at which `path` is mapped in this process, from
-/// `/proc/self/maps` (matched by device and inode, merged where adjacent).
-fn mapped_ranges(path: &Path) -> Vec<(usize, usize)> {
-    let meta = fs::metadata(path).unwrap();
-    let dev = format!(
-        "{:02x}:{:02x}",
-        libc::major(meta.dev()),
-        libc::minor(meta.dev())
-    );
-    let ino = meta.ino().to_string();
-    let maps = fs::read_to_string("/proc/self/maps").unwrap();
-    let mut ranges: Vec<(usize, usize)> = Vec::new();
-    for line in maps.lines() {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.len() < 5 || fields[3] != dev || fields[4] != ino {
-            continue;
-        }
-        let (start, end) = fields[0].split_once('-').unwrap();
-        let start = usize::from_str_radix(start, 16).unwrap();
-        let end = usize::from_str_radix(end, 16).unwrap();
-        match ranges.last_mut() {
-            Some(last) if last.1 == start => last.1 = end,
-            _ => ranges.push((start, end)),
-        }
-    }
-    ranges
 }
 
 /// The mapped bytes.
@@ -343,7 +235,9 @@ struct FakeSysfs {
 
 impl FakeSysfs {
     fn new() -> Self {
-        Self { dir: scratch() }
+        Self {
+            dir: scratch("pmem-map-"),
+        }
     }
 
     /// A tree in which `/dev/zero` is a Device DAX of [`DAX_SIZE`] bytes in
@@ -426,7 +320,7 @@ impl FakeSysfs {
 /// it mapped.
 fn check_case(target: Target, flags: i32, len: usize) -> bool {
     let ctx = format!("{target:?}, flags {flags:#x}, len {len:#x}");
-    let dir = scratch();
+    let dir = scratch("pmem-map-");
     let fake = (target == Target::DeviceDax).then(FakeSysfs::with_zero_as_dax);
     let original = match target {
         Target::File(size) => pattern(size, 7),
@@ -703,30 +597,9 @@ proptest! {
 // Failures after the file is open
 // ---------------------------------------------------------------------------
 
-/// How a file system reacts to a [`HUGE`] non-sparse creation: fails at once
-/// (tmpfs with a size limit: `posix_fallocate` sees it cannot fit; ext4:
-/// `ftruncate` is past the maximum file size) or unknown.
-fn huge_allocation_fails_fast(dir: &Path) -> bool {
-    let magic = fs_magic(dir);
-    if magic == i128::from(libc::EXT4_SUPER_MAGIC) {
-        return true;
-    }
-    if magic != i128::from(libc::TMPFS_MAGIC) {
-        return false;
-    }
-    let c_path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `c_path` is NUL-terminated; `st` is writable for one `statvfs`.
-    let ret = unsafe { libc::statvfs(c_path.as_ptr(), st.as_mut_ptr()) };
-    assert_eq!(ret, 0, "statvfs: {}", io::Error::last_os_error());
-    // SAFETY: statvfs succeeded, so it filled in `st`.
-    let st = unsafe { st.assume_init() };
-    st.f_blocks > 0 && (st.f_blocks as u128) * (st.f_frsize as u128) < HUGE as u128
-}
-
 #[test]
 fn failure_after_open_removes_only_what_create_excl_created() {
-    let probe = scratch();
+    let probe = scratch("pmem-map-");
     let fallocate_cases = huge_allocation_fails_fast(probe.path());
     if !fallocate_cases {
         println!(
@@ -749,7 +622,7 @@ fn failure_after_open_removes_only_what_create_excl_created() {
             continue;
         }
         tried += 1;
-        let dir = scratch();
+        let dir = scratch("pmem-map-");
         let path = dir.path().join("pool");
         if existed {
             fs::write(&path, b"old").unwrap();
@@ -779,7 +652,7 @@ fn failure_after_open_removes_only_what_create_excl_created() {
     assert!(tried >= 3);
 
     // TMPFILE with EXCL: nothing to remove, and the directory stays.
-    let dir = scratch();
+    let dir = scratch("pmem-map-");
     fs::write(dir.path().join("keep"), b"x").unwrap();
     let before = tree(dir.path());
     let flags = MapFlags::CREATE | MapFlags::EXCL | MapFlags::SPARSE | MapFlags::TMPFILE;
@@ -791,7 +664,7 @@ fn failure_after_open_removes_only_what_create_excl_created() {
 fn failed_open_removes_nothing() {
     // CREATE|EXCL on an existing file fails in open(2): that file was not
     // created by the call and must survive.
-    let dir = scratch();
+    let dir = scratch("pmem-map-");
     let path = dir.path().join("pool");
     fs::write(&path, b"mine").unwrap();
     let err = map_file(&path, 4096, MapFlags::CREATE | MapFlags::EXCL, 0o600).unwrap_err();
@@ -829,7 +702,7 @@ fn tmpfile_open_errno(path: &Path) -> Option<i32> {
 
 #[test]
 fn tmpfile_is_unnamed() {
-    let dir = scratch();
+    let dir = scratch("pmem-map-");
     fs::write(dir.path().join("a"), b"a").unwrap();
     let before = tree(dir.path());
     for flags in [0, EXCL, SPARSE, EXCL | SPARSE] {
@@ -848,7 +721,7 @@ fn tmpfile_is_unnamed() {
 
 #[test]
 fn tmpfile_needs_create() {
-    let dir = scratch();
+    let dir = scratch("pmem-map-");
     let file = dir.path().join("f");
     fs::write(&file, b"f").unwrap();
     for path in [dir.path(), &file, &dir.path().join("missing")] {
@@ -861,7 +734,7 @@ fn tmpfile_needs_create() {
 
 #[test]
 fn tmpfile_on_non_directory_fails_as_open_does() {
-    let dir = scratch();
+    let dir = scratch("pmem-map-");
     let file = dir.path().join("f");
     fs::write(&file, b"f").unwrap();
     let paths = [
@@ -1079,7 +952,7 @@ fn device_dax_outside_a_region_is_not_tracked() {
 #[test]
 fn deep_drain_of_a_file_mapping_is_msync() {
     let fake = FakeSysfs::with_zero_as_dax();
-    let dir = scratch();
+    let dir = scratch("pmem-map-");
     let path = dir.path().join("pool");
     let m = map_file(&path, MIB, MapFlags::CREATE, 0o600).unwrap();
     // SAFETY: the mapping is live and only used here.
@@ -1115,7 +988,7 @@ fn is_pmem_agrees_across_threads() {
     const THREADS: usize = 16;
     let fake = FakeSysfs::with_zero_as_dax();
     let dax = map_dax(&fake, 0, 0).unwrap();
-    let dir = scratch();
+    let dir = scratch("pmem-map-");
     let file = map_file(dir.path().join("pool"), MIB, MapFlags::CREATE, 0o600).unwrap();
     let file_expected = if on_tmpfs(dir.path()) {
         expect_pmem(false)
@@ -1172,7 +1045,7 @@ fn is_pmem_len_zero_is_false() {
 
 #[test]
 fn tmpfs_mappings_are_not_pmem() {
-    let dir = scratch();
+    let dir = scratch("pmem-map-");
     if !on_tmpfs(dir.path()) {
         println!("{} is not tmpfs: skipped", dir.path().display());
         return;
@@ -1195,7 +1068,7 @@ fn child_checks_forced_is_pmem() {
     };
     let fake = FakeSysfs::with_zero_as_dax();
     let dax = map_dax(&fake, 0, 0).unwrap();
-    let dir = scratch();
+    let dir = scratch("pmem-map-");
     let file = map_file(dir.path().join("pool"), MIB, MapFlags::CREATE, 0o600).unwrap();
     let on_stack = [0u8; 64];
     let (dax_pmem, file_pmem, stack_pmem) = match mode.as_str() {
@@ -1251,7 +1124,7 @@ fn is_pmem_force_is_read_from_the_environment() {
 fn unmap_whole_pages_of_a_fresh_mapping() {
     let page = page_size();
     for len in [4096, 2 * MIB, 2 * MIB - 1] {
-        let dir = scratch();
+        let dir = scratch("pmem-map-");
         let path = dir.path().join("pool");
         let m = map_file(&path, 4 * MIB, MapFlags::CREATE, 0o600).unwrap();
         let start = m.addr as usize;
@@ -1280,7 +1153,7 @@ fn unmap_whole_pages_of_a_fresh_mapping() {
 
 #[test]
 fn unmap_rejects_len_zero_and_unaligned_addresses() {
-    let dir = scratch();
+    let dir = scratch("pmem-map-");
     let path = dir.path().join("pool");
     let m = map_file(&path, MIB, MapFlags::CREATE, 0o600).unwrap();
     let whole = vec![(m.addr as usize, m.addr as usize + MIB)];
@@ -1338,7 +1211,7 @@ fn unmap_splits_registered_ranges() {
 
 #[test]
 fn msync_rounds_the_address_down() {
-    let dir = scratch();
+    let dir = scratch("pmem-map-");
     let path = dir.path().join("pool");
     let m = map_file(&path, MIB, MapFlags::CREATE, 0o600).unwrap();
     // SAFETY: the mapping is live and only used here.
@@ -1371,7 +1244,7 @@ fn msync_of_unmapped_memory_is_enomem() {
 
 #[test]
 fn errormsg_names_the_step_and_path() {
-    let dir = scratch();
+    let dir = scratch("pmem-map-");
     let missing = dir.path().join("missing-pool");
     let err = map_file(&missing, 0, MapFlags::empty(), 0).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOENT));

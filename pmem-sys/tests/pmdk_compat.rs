@@ -8,23 +8,25 @@
 //! `/sys`, which has none here (`map_file.rs` covers it with a fake sysfs).
 //! Without libpmem installed the tests print a note and pass; CI installs it.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::fs;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
+use common::{
+    HUGE, fnv, huge_allocation_fails_fast, mapped_ranges, page_size, pattern, scratch, tree,
+};
 use libloading::Library;
 use pmem_sys::{MapFlags, RawMapping, map_file, raw};
-use tempfile::TempDir;
 
 const CREATE: i32 = 1;
 const SPARSE: i32 = 4;
 const MIB: usize = 1 << 20;
-/// Positive as `off_t`, but more than any file system or address space holds.
-const HUGE: usize = 1 << 62;
 
 type MapFileFn = unsafe extern "C" fn(
     *const c_char,
@@ -176,132 +178,12 @@ impl Side {
     }
 }
 
-// ---------------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------------
-
-/// A fresh temporary directory, on tmpfs when `/dev/shm` exists.
-fn scratch() -> TempDir {
-    let mut builder = tempfile::Builder::new();
-    builder.prefix("pmem-compat-");
-    if Path::new("/dev/shm").is_dir()
-        && let Ok(dir) = builder.tempdir_in("/dev/shm")
-    {
-        return dir;
-    }
-    builder.tempdir().expect("create a temporary directory")
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(size).expect("page size")
-}
-
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) | 1)
-        .collect()
-}
-
-fn fnv(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// Every entry under `dir`: type, size, mode, and the content of files small
-/// enough to read.
-fn tree(dir: &Path) -> BTreeMap<PathBuf, String> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, String>) {
-        for entry in fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            let rel = path.strip_prefix(base).unwrap().to_owned();
-            let meta = fs::symlink_metadata(&path).unwrap();
-            let kind = meta.file_type();
-            let mode = meta.permissions().mode() & 0o7777;
-            let what = if kind.is_dir() {
-                walk(base, &path, out);
-                format!("dir, mode {mode:o}")
-            } else if kind.is_symlink() {
-                format!("link to {}", fs::read_link(&path).unwrap().display())
-            } else if kind.is_fifo() || kind.is_socket() {
-                format!("{kind:?}, mode {mode:o}")
-            } else if meta.len() > 8 * MIB as u64 {
-                format!("file of {} bytes, mode {mode:o}", meta.len())
-            } else {
-                let data = fs::read(&path).unwrap();
-                format!(
-                    "file of {} bytes, mode {mode:o}, hash {:x}",
-                    data.len(),
-                    fnv(&data)
-                )
-            };
-            out.insert(rel, what);
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
-/// The address ranges at which `path` is mapped in this process, relative to
-/// `base`, from `/proc/self/maps` (matched by device and inode).
-fn mapped_ranges(path: &Path, base: usize) -> Vec<(usize, usize)> {
-    let meta = fs::metadata(path).unwrap();
-    let dev = format!(
-        "{:02x}:{:02x}",
-        libc::major(meta.dev()),
-        libc::minor(meta.dev())
-    );
-    let ino = meta.ino().to_string();
-    let maps = fs::read_to_string("/proc/self/maps").unwrap();
-    let mut ranges: Vec<(usize, usize)> = Vec::new();
-    for line in maps.lines() {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.len() < 5 || fields[3] != dev || fields[4] != ino {
-            continue;
-        }
-        let (start, end) = fields[0].split_once('-').unwrap();
-        let start = usize::from_str_radix(start, 16).unwrap() - base;
-        let end = usize::from_str_radix(end, 16).unwrap() - base;
-        match ranges.last_mut() {
-            Some(last) if last.1 == start => last.1 = end,
-            _ => ranges.push((start, end)),
-        }
-    }
+/// `ranges` as offsets from `base`.
+fn relative(ranges: Vec<(usize, usize)>, base: usize) -> Vec<(usize, usize)> {
     ranges
-}
-
-fn fs_magic(path: &Path) -> i128 {
-    let c_path = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: `c_path` is NUL-terminated; `st` is writable for one `statfs`.
-    let ret = unsafe { libc::statfs(c_path.as_ptr(), st.as_mut_ptr()) };
-    assert_eq!(ret, 0, "statfs: {}", io::Error::last_os_error());
-    // SAFETY: statfs succeeded, so it filled in `st`.
-    i128::from(unsafe { st.assume_init() }.f_type)
-}
-
-/// Whether a [`HUGE`] creation fails at once on the file system of `dir`
-/// rather than trying to allocate it: tmpfs with a size limit (the
-/// allocation cannot fit) or ext4 (past the maximum file size).
-fn huge_allocation_fails_fast(dir: &Path) -> bool {
-    let magic = fs_magic(dir);
-    if magic == i128::from(libc::EXT4_SUPER_MAGIC) {
-        return true;
-    }
-    if magic != i128::from(libc::TMPFS_MAGIC) {
-        return false;
-    }
-    let c_path = CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `c_path` is NUL-terminated; `st` is writable for one `statvfs`.
-    let ret = unsafe { libc::statvfs(c_path.as_ptr(), st.as_mut_ptr()) };
-    assert_eq!(ret, 0, "statvfs: {}", io::Error::last_os_error());
-    // SAFETY: statvfs succeeded, so it filled in `st`.
-    let st = unsafe { st.assume_init() };
-    st.f_blocks > 0 && u128::from(st.f_blocks) * u128::from(st.f_frsize) < HUGE as u128
+        .into_iter()
+        .map(|(start, end)| (start - base, end - base))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -393,7 +275,7 @@ fn umask_guard() -> MutexGuard<'static, ()> {
 
 fn run(side: Side, target: Target, flags: i32, len: usize) -> Outcome {
     let _umask = umask_guard();
-    let dir = scratch();
+    let dir = scratch("pmem-compat-");
     let path = prepare(dir.path(), target);
     let mapped = side.map(&path, len, flags, 0o640);
     let allocated = fs::metadata(&path)
@@ -429,7 +311,7 @@ fn compare_target(target: Target) {
     // HUGE fails after the file is open: in posix_fallocate, ftruncate or
     // mmap. Without SPARSE it is tried only where it fails at once.
     let lengths = [0, 4096, MIB, HUGE, 1 << 63, usize::MAX];
-    let huge_dense_ok = huge_allocation_fails_fast(scratch().path());
+    let huge_dense_ok = huge_allocation_fails_fast(scratch("pmem-compat-").path());
     let mut differences = Vec::new();
     let mut cases = 0;
     let mut mapped = 0;
@@ -530,7 +412,7 @@ fn range_calls(side: Side) -> Vec<(String, String)> {
     let mut seen = Vec::new();
     let mut record = |what: &str, value: String| seen.push((what.to_owned(), value));
     for len in [4096, 2 * MIB, 2 * MIB - 1] {
-        let dir = scratch();
+        let dir = scratch("pmem-compat-");
         let path = dir.path().join("pool");
         let m = side.map(&path, 4 * MIB, CREATE, 0o600).unwrap();
         let base = m.addr as usize;
@@ -540,7 +422,10 @@ fn range_calls(side: Side) -> Vec<(String, String)> {
         // SAFETY: as above.
         let unaligned = unsafe { side.unmap(m.addr.wrapping_add(1), 4096) };
         record("unmap unaligned", format!("{unaligned:?}"));
-        record("mapped", format!("{:?}", mapped_ranges(&path, base)));
+        record(
+            "mapped",
+            format!("{:?}", relative(mapped_ranges(&path), base)),
+        );
         record("msync", format!("{:?}", side.msync(m.addr, m.len)));
         let unaligned = side.msync(m.addr.wrapping_add(100), 10);
         record("msync unaligned", format!("{unaligned:?}"));
@@ -551,12 +436,18 @@ fn range_calls(side: Side) -> Vec<(String, String)> {
         // SAFETY: the first `len` bytes are not used again.
         let head = unsafe { side.unmap(m.addr, len) };
         record(&format!("unmap {len}"), format!("{head:?}"));
-        record("mapped", format!("{:?}", mapped_ranges(&path, base)));
+        record(
+            "mapped",
+            format!("{:?}", relative(mapped_ranges(&path), base)),
+        );
         let rest = len.next_multiple_of(page);
         // SAFETY: the rest is not used again.
         let tail = unsafe { side.unmap(m.addr.wrapping_add(rest), 4 * MIB - rest) };
         record("unmap rest", format!("{tail:?}"));
-        record("mapped", format!("{:?}", mapped_ranges(&path, base)));
+        record(
+            "mapped",
+            format!("{:?}", relative(mapped_ranges(&path), base)),
+        );
     }
     record("msync unmapped", format!("{:?}", side.msync(low, page)));
     record(
