@@ -18,29 +18,8 @@ use proc_macro::TokenStream;
 /// The struct must also derive (or implement) `Clone` and `Copy`, and must
 /// not derive `Pod` or `Zeroable` itself.
 ///
-/// # Examples
-///
-/// ```
-/// use pmem_typed::{PPtr, PSlice, Persist};
-///
-/// #[derive(Clone, Copy, Persist)]
-/// #[repr(C)]
-/// struct Node {
-///     key: u64,
-///     next: PPtr<Node>,
-///     values: PSlice<u32>,
-/// }
-///
-/// // One persistent pointer per field, at the field's offset.
-/// let node: PPtr<Node> = PPtr::from_offset(4096);
-/// let fields: NodeFields = node.fields();
-/// assert_eq!(fields.next.offset(), 4096 + 8);
-/// assert_eq!(fields.values.offset(), 4096 + 16);
-///
-/// // The layout recorded in pools (its fingerprint ignores the struct's name).
-/// assert_eq!(Node::LAYOUT.size, 32);
-/// assert_eq!(Node::LAYOUT.fields[1].name, "next");
-/// ```
+/// For an example, see the re-export `pmem_typed::Persist`, where it runs as
+/// a doc test (this crate cannot depend on pmem-typed).
 ///
 /// # Requirements, checked at compile time
 ///

@@ -98,6 +98,31 @@ pub use error::{Error, FieldDifference, PointerProblem, Result};
 pub use guard::Guard;
 pub use medium::{FileMedium, Medium};
 pub use persist::{FieldInfo, Persist, Tracer, TypeLayout};
+
+/// # Examples
+///
+/// ```
+/// use pmem_typed::{PPtr, PSlice, Persist};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Node {
+///     key: u64,
+///     next: PPtr<Node>,
+///     values: PSlice<u32>,
+/// }
+///
+/// // One persistent pointer per field, at the field's offset.
+/// let node: PPtr<Node> = PPtr::from_offset(4096);
+/// let fields: NodeFields = node.fields();
+/// assert_eq!(fields.next.offset(), 4096 + 8);
+/// assert_eq!(fields.values.offset(), 4096 + 16);
+///
+/// // The layout recorded in pools (its fingerprint ignores the struct's name).
+/// assert_eq!(Node::LAYOUT.size, 32);
+/// assert_eq!(Node::LAYOUT.fields[1].name, "next");
+/// ```
+///
 pub use pmem_macros::Persist;
 pub use pool::{Pool, PoolInfo};
 pub use pptr::{PPtr, PSlice};
