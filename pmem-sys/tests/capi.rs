@@ -357,3 +357,89 @@ fn cxx_program_links_with_c_linkage() {
         describe("cxx_linkage did not report its summary", &output)
     );
 }
+
+/// The user-facing C example, `examples/capi/pmem_copy.c` at the top of the
+/// repository: it builds warning-free against our header, copies a file that
+/// is not a multiple of any copy size into a new pmem file under every
+/// environment of [`RUNS`], and refuses to overwrite an existing file.
+#[test]
+fn pmem_copy_example() {
+    let work = tempfile::tempdir().expect("a temporary directory");
+    let program = work.path().join("pmem_copy");
+    let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
+    let include = format!("-I{}", include.display());
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/capi/pmem_copy.c");
+    build(
+        &compiler("CC", "cc"),
+        &[
+            "-std=c11",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-pedantic",
+            "-Werror",
+            &include,
+        ],
+        &source,
+        &program,
+        false,
+    )
+    .expect("compile pmem_copy.c");
+
+    // 3 MiB and a few bytes: several read chunks, then a ragged tail.
+    let data: Vec<u8> = (0..3 * 1024 * 1024 + 77u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let src = work.path().join("src");
+    std::fs::write(&src, &data).expect("write the source file");
+
+    let pmem_run = |run: &[(&str, &str)], dst: &Path| {
+        let mut command = Command::new(&program);
+        command.arg(&src).arg(dst);
+        for var in PMEM_VARS {
+            command.env_remove(var);
+        }
+        command.envs(run.iter().copied());
+        command.output().expect("run pmem_copy")
+    };
+    for (i, run) in RUNS.iter().enumerate() {
+        let dst = work.path().join(format!("dst{i}"));
+        let output = pmem_run(run, &dst);
+        let what = format!("pmem_copy with {run:?}");
+        assert!(output.status.success(), "{}", describe(&what, &output));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let forced = run.contains(&("PMEM_IS_PMEM_FORCE", "1"));
+        let expected = if forced {
+            "(persistent memory:"
+        } else {
+            "(not persistent memory:"
+        };
+        assert!(
+            stdout.contains(expected),
+            "{}",
+            describe(&format!("{what}: expected {expected:?}"), &output)
+        );
+        assert!(
+            std::fs::read(&dst).expect("read the copy") == data,
+            "{what}: the copy differs from the source"
+        );
+    }
+
+    // An existing destination is an error that names it and leaves it as it was.
+    let existing = work.path().join("existing");
+    std::fs::write(&existing, b"keep me").expect("write the existing file");
+    let output = pmem_run(&[], &existing);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        describe("pmem_copy onto an existing file", &output)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&*existing.to_string_lossy()) && stderr.contains("exists"),
+        "{}",
+        describe("pmem_copy onto an existing file: message", &output)
+    );
+    assert_eq!(std::fs::read(&existing).expect("read it back"), b"keep me");
+}
