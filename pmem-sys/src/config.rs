@@ -7,6 +7,16 @@ use crate::cpu::CpuFeatures;
 use crate::sysfs::{AutoFlush, Sysfs};
 
 /// The instruction that writes a cache line back to memory.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{AutoFlush, Config, CpuFeatures, FlushInstruction};
+/// // A CPU from before CLFLUSHOPT and CLWB gets CLFLUSH.
+/// let old = CpuFeatures { clflush: true, sse2: true, ..CpuFeatures::default() };
+/// let config = Config::choose(&old, |_| None, || AutoFlush::No);
+/// assert_eq!(config.flush, FlushInstruction::Clflush);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FlushInstruction {
@@ -22,6 +32,22 @@ pub enum FlushInstruction {
 }
 
 /// The routines used by the persistent copies (`memmove`, `memset`).
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{Config, CopyFlags, CopyVariant, CpuFeatures, Engine};
+/// // Every variant this CPU runs fills memory the same way.
+/// let cpu = CpuFeatures::detect();
+/// for variant in CopyVariant::ALL.into_iter().filter(|v| v.is_supported_by(&cpu)) {
+///     let engine = Engine::new(Config { variant, ..Config::from_env() })?;
+///     let mut buf = [0u8; 512];
+///     // SAFETY: `buf` is writable for 512 bytes.
+///     unsafe { engine.memset(buf.as_mut_ptr(), 0x5A, buf.len(), CopyFlags::empty()) };
+///     assert!(buf.iter().all(|&b| b == 0x5A), "{variant:?}");
+/// }
+/// # Ok::<(), pmem_sys::UnsupportedConfig>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum CopyVariant {
@@ -41,6 +67,18 @@ pub enum CopyVariant {
 
 impl CopyVariant {
     /// Every variant, from the most portable to the widest.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::{CopyVariant, CpuFeatures};
+    /// let cpu = CpuFeatures::detect();
+    /// let usable: Vec<_> = CopyVariant::ALL
+    ///     .into_iter()
+    ///     .filter(|v| v.is_supported_by(&cpu))
+    ///     .collect();
+    /// assert!(usable.starts_with(&[CopyVariant::Generic, CopyVariant::GenericBulk]));
+    /// ```
     pub const ALL: [CopyVariant; 5] = [
         Self::Generic,
         Self::GenericBulk,
@@ -50,6 +88,16 @@ impl CopyVariant {
     ];
 
     /// Whether `cpu` can run this variant.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::{CopyVariant, CpuFeatures};
+    /// let sse2_only = CpuFeatures { sse2: true, ..CpuFeatures::default() };
+    /// assert!(CopyVariant::Generic.is_supported_by(&sse2_only));
+    /// assert!(CopyVariant::Sse2.is_supported_by(&sse2_only));
+    /// assert!(!CopyVariant::Avx.is_supported_by(&sse2_only));
+    /// ```
     #[must_use]
     pub fn is_supported_by(self, cpu: &CpuFeatures) -> bool {
         match self {
@@ -63,6 +111,16 @@ impl CopyVariant {
 
 impl FlushInstruction {
     /// Whether `cpu` can execute this instruction.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::{CpuFeatures, FlushInstruction};
+    /// let old = CpuFeatures { clflush: true, ..CpuFeatures::default() };
+    /// assert!(FlushInstruction::Clflush.is_supported_by(&old));
+    /// assert!(!FlushInstruction::Clwb.is_supported_by(&old));
+    /// assert!(FlushInstruction::Unavailable.is_supported_by(&old), "nothing to execute");
+    /// ```
     #[must_use]
     pub fn is_supported_by(self, cpu: &CpuFeatures) -> bool {
         match self {
@@ -76,6 +134,15 @@ impl FlushInstruction {
 
 /// libpmem's default `PMEM_MOVNT_THRESHOLD`: copies this long or longer use
 /// non-temporal stores.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{AutoFlush, Config, CpuFeatures, DEFAULT_MOVNT_THRESHOLD};
+/// // Without PMEM_MOVNT_THRESHOLD in the environment:
+/// let config = Config::choose(&CpuFeatures::detect(), |_| None, || AutoFlush::No);
+/// assert_eq!(config.movnt_threshold, DEFAULT_MOVNT_THRESHOLD);
+/// ```
 pub const DEFAULT_MOVNT_THRESHOLD: usize = 256;
 
 /// The choices an [`Engine`](crate::Engine) is built from.
@@ -107,6 +174,19 @@ impl Config {
     /// libpmem's choice for this process: the CPU's best instructions, as
     /// restricted by the `PMEM_*` environment variables, and flushing skipped
     /// when `PMEM_NO_FLUSH=1` or the platform reports auto-flush (eADR).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::{Config, CpuFeatures, DEFAULT_MOVNT_THRESHOLD};
+    /// let config = Config::from_env();
+    /// let cpu = CpuFeatures::detect();
+    /// assert!(config.flush.is_supported_by(&cpu), "only what the CPU can do");
+    /// assert!(config.variant.is_supported_by(&cpu));
+    /// if std::env::var_os("PMEM_MOVNT_THRESHOLD").is_none() {
+    ///     assert_eq!(config.movnt_threshold, DEFAULT_MOVNT_THRESHOLD);
+    /// }
+    /// ```
     #[must_use]
     pub fn from_env() -> Self {
         Self::choose(

@@ -40,6 +40,19 @@ pub struct CpuFeatures {
 
 impl CpuFeatures {
     /// The features of the processor this process runs on, detected once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::CpuFeatures;
+    /// let cpu = CpuFeatures::detect();
+    /// assert_eq!(cpu, CpuFeatures::detect(), "detected once, then cached");
+    /// if cpu.avx512f {
+    ///     assert!(cpu.avx, "AVX-512F comes with AVX");
+    /// }
+    /// #[cfg(target_arch = "x86_64")]
+    /// assert!(cpu.sse2 && cpu.clflush, "every x86-64 CPU has both");
+    /// ```
     #[must_use]
     pub fn detect() -> Self {
         static DETECTED: OnceLock<CpuFeatures> = OnceLock::new();

@@ -19,6 +19,22 @@ const GIB: usize = 1 << 30;
 /// A mapping made by [`map_file`]: where it is, how long, and whether it is
 /// persistent memory. It is not unmapped on drop; see [`Mapping`](crate::Mapping)
 /// for the owning type.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{MapFlags, Mapping, map_file, raw};
+/// let dir = tempfile::tempdir()?;
+/// let m = map_file(dir.path().join("pool"), 4096, MapFlags::CREATE, 0o600)?;
+/// assert_eq!(m.len, 4096);
+/// assert!((m.addr as usize).is_multiple_of(4096), "page-aligned");
+/// assert_eq!(m.is_pmem, raw::is_pmem(m.addr, m.len));
+/// // Nothing unmaps `m` on drop: hand it to a `Mapping` (or call `raw::unmap`).
+/// // SAFETY: `m` was just made by `map_file`; from here on only `pool` uses it.
+/// let pool = unsafe { Mapping::from_raw(m) };
+/// assert_eq!(pool.len(), 4096);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawMapping {
     /// Start of the mapping (page-aligned).
@@ -82,6 +98,30 @@ pub fn map_file(
 ///
 /// # Errors
 /// As for [`map_file`].
+///
+/// # Examples
+///
+/// ```
+/// use std::os::unix::fs::{MetadataExt, symlink};
+/// use std::path::Path;
+/// use pmem_sys::{MapFlags, Sysfs, map_file_with_sysfs};
+///
+/// let rdev = std::fs::metadata("/dev/null")?.rdev();
+/// let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+/// // A fake /sys in which that character device belongs to `mem`, not `dax`.
+/// let fake = tempfile::tempdir()?;
+/// let dev = fake.path().join(format!("dev/char/{major}:{minor}"));
+/// std::fs::create_dir_all(&dev)?;
+/// std::fs::create_dir_all(fake.path().join("class/mem"))?;
+/// symlink(fake.path().join("class/mem"), dev.join("subsystem"))?;
+///
+/// let sysfs = Sysfs::at(fake.path());
+/// let err = map_file_with_sysfs(Path::new("/dev/null"), 0, MapFlags::empty(), 0, &sysfs)
+///     .unwrap_err();
+/// assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+/// assert_eq!(pmem_sys::errormsg(), "/dev/null is a character device but not a Device DAX");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn map_file_with_sysfs(
     path: &Path,
     len: usize,

@@ -12,6 +12,20 @@ use crate::map::{RawMapping, map_file};
 use crate::raw;
 
 /// A byte range that does not fit in a mapping.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{Mapping, OutOfBounds};
+/// let dir = tempfile::tempdir()?;
+/// let pool = Mapping::create(dir.path().join("pool"), 4096)?;
+/// let err = pool.read(4090, &mut [0; 10]).unwrap_err();
+/// assert_eq!(err, OutOfBounds { start: 4090, end: Some(4100), len: 4096 });
+/// assert_eq!(err.to_string(), "range 4090..4100 is outside the mapping of 4096 bytes");
+/// let io: std::io::Error = err.into();
+/// assert_eq!(io.kind(), std::io::ErrorKind::InvalidInput);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutOfBounds {
     /// The requested start offset.
@@ -96,6 +110,23 @@ impl Mapping {
     ///
     /// # Errors
     /// As for [`map_file`] with [`MapFlags::CREATE`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::Mapping;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("pool");
+    /// let pool = Mapping::create(&path, 8192)?;
+    /// assert_eq!(pool.len(), 8192);
+    /// assert_eq!(std::fs::metadata(&path)?.len(), 8192);
+    /// drop(pool);
+    /// // An existing file is resized to the new length.
+    /// let pool = Mapping::create(&path, 4096)?;
+    /// assert_eq!(std::fs::metadata(&path)?.len(), 4096);
+    /// # drop(pool);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn create(path: impl AsRef<Path>, len: usize) -> io::Result<Self> {
         Self::map(path, len, MapFlags::CREATE, 0o666)
     }
@@ -104,6 +135,19 @@ impl Mapping {
     ///
     /// # Errors
     /// `EEXIST` if the file exists; otherwise as for [`map_file`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::Mapping;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("pool");
+    /// let pool = Mapping::create_new(&path, 4096)?;
+    /// assert_eq!(pool.len(), 4096);
+    /// let err = Mapping::create_new(&path, 4096).unwrap_err();
+    /// assert_eq!(err.raw_os_error(), Some(libc::EEXIST));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn create_new(path: impl AsRef<Path>, len: usize) -> io::Result<Self> {
         Self::map(path, len, MapFlags::CREATE | MapFlags::EXCL, 0o666)
     }
@@ -112,6 +156,25 @@ impl Mapping {
     ///
     /// # Errors
     /// As for [`map_file`] without flags: `ENOENT`, `EINVAL` for an empty file, ...
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::{CopyFlags, Mapping};
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("pool");
+    /// let mut pool = Mapping::create(&path, 4096)?;
+    /// pool.write(0, b"saved", CopyFlags::empty())?;
+    /// pool.msync(..)?;
+    /// drop(pool);
+    ///
+    /// let pool = Mapping::open(&path)?;
+    /// assert_eq!(pool.len(), 4096, "the whole file");
+    /// assert_eq!(&pool.as_slice()[..5], b"saved");
+    /// let missing = Mapping::open(dir.path().join("missing")).unwrap_err();
+    /// assert_eq!(missing.raw_os_error(), Some(libc::ENOENT));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
         Self::map(path, 0, MapFlags::empty(), 0)
     }
@@ -120,6 +183,18 @@ impl Mapping {
     ///
     /// # Errors
     /// As for [`map_file`] with [`MapFlags::TMPFILE`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::{CopyFlags, Mapping};
+    /// let dir = tempfile::tempdir()?;
+    /// let mut scratch = Mapping::tmpfile(dir.path(), 4096)?;
+    /// scratch.write(0, b"scratch", CopyFlags::empty())?;
+    /// assert_eq!(&scratch.as_slice()[..7], b"scratch");
+    /// assert_eq!(std::fs::read_dir(dir.path())?.count(), 0, "the file has no name");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn tmpfile(dir: impl AsRef<Path>, len: usize) -> io::Result<Self> {
         Self::map(dir, len, MapFlags::CREATE | MapFlags::TMPFILE, 0o600)
     }
@@ -128,6 +203,21 @@ impl Mapping {
     ///
     /// # Errors
     /// As for [`map_file`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::{MapFlags, Mapping};
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("pool");
+    /// // A sparse file: its blocks are allocated when first written.
+    /// let pool = Mapping::map(&path, 1 << 16, MapFlags::CREATE | MapFlags::SPARSE, 0o600)?;
+    /// assert_eq!(pool.len(), 1 << 16);
+    /// // Without CREATE, the length must be 0 (the file's own).
+    /// let err = Mapping::map(&path, 4096, MapFlags::empty(), 0).unwrap_err();
+    /// assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn map(path: impl AsRef<Path>, len: usize, flags: MapFlags, mode: u32) -> io::Result<Self> {
         let raw = map_file(path, len, flags, mode)?;
         // SAFETY: `map_file` just made this mapping and nothing else owns it.
@@ -139,6 +229,20 @@ impl Mapping {
     /// # Safety
     /// `raw` came from [`map_file`] (or [`Mapping::into_raw`]), is still mapped,
     /// and nothing else will use or unmap it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::{MapFlags, Mapping, map_file};
+    /// let dir = tempfile::tempdir()?;
+    /// let raw = map_file(dir.path().join("pool"), 4096, MapFlags::CREATE, 0o600)?;
+    /// // SAFETY: `raw` was just made by `map_file`, and nothing else will use or
+    /// // unmap it: from here on, `pool` owns it.
+    /// let pool = unsafe { Mapping::from_raw(raw) };
+    /// assert_eq!((pool.as_ptr(), pool.len()), (raw.addr.cast_const(), raw.len));
+    /// drop(pool); // unmaps
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub unsafe fn from_raw(raw: RawMapping) -> Self {
         debug_assert!(raw.len > 0);
         // INVARIANT: the caller hands over a live mapping of `raw.len > 0` bytes.
@@ -150,6 +254,20 @@ impl Mapping {
     }
 
     /// Gives up ownership without unmapping.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::{Mapping, raw};
+    /// let dir = tempfile::tempdir()?;
+    /// let pool = Mapping::create(dir.path().join("pool"), 4096)?;
+    /// let addr = pool.as_ptr();
+    /// let m = pool.into_raw(); // still mapped; now ours to unmap
+    /// assert_eq!((m.addr.cast_const(), m.len), (addr, 4096));
+    /// // SAFETY: `m` is the mapping `pool` owned, and nothing uses it any more.
+    /// unsafe { raw::unmap(m.addr, m.len)? };
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn into_raw(self) -> RawMapping {
         let raw = RawMapping {
@@ -162,12 +280,33 @@ impl Mapping {
     }
 
     /// Length in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::Mapping;
+    /// let dir = tempfile::tempdir()?;
+    /// let pool = Mapping::create(dir.path().join("pool"), 4096)?;
+    /// assert_eq!(pool.len(), 4096);
+    /// assert_eq!(pool.as_slice().len(), pool.len());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Always `false`: mappings are never empty. (For API symmetry with `len`.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::Mapping;
+    /// let dir = tempfile::tempdir()?;
+    /// let pool = Mapping::create(dir.path().join("pool"), 4096)?;
+    /// assert!(!pool.is_empty());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len == 0
@@ -175,24 +314,78 @@ impl Mapping {
 
     /// Whether the mapping is persistent memory (see [`raw::is_pmem`]).
     /// If not, [`msync`](Self::msync) is what makes data durable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::{Mapping, raw};
+    /// let dir = tempfile::tempdir()?;
+    /// let pool = Mapping::create(dir.path().join("pool"), 4096)?;
+    /// assert_eq!(pool.is_pmem(), raw::is_pmem(pool.as_ptr(), pool.len()));
+    /// if !pool.is_pmem() {
+    ///     println!("{} is not persistent memory: use msync", dir.path().display());
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn is_pmem(&self) -> bool {
         self.is_pmem
     }
 
     /// Start of the mapping.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::Mapping;
+    /// let dir = tempfile::tempdir()?;
+    /// let pool = Mapping::create(dir.path().join("pool"), 4096)?;
+    /// let p = pool.as_ptr();
+    /// assert!((p as usize).is_multiple_of(4096), "mappings start on a page");
+    /// assert_eq!(p, pool.as_slice().as_ptr());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn as_ptr(&self) -> *const u8 {
         self.ptr.as_ptr()
     }
 
     /// Start of the mapping, for writing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::Mapping;
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Mapping::create(dir.path().join("pool"), 4096)?;
+    /// let p = pool.as_mut_ptr().cast::<u64>();
+    /// // SAFETY: `p` is page-aligned, so aligned for u64, and the mapping (alive while
+    /// // `pool` is) has room for 8 bytes.
+    /// unsafe { p.write(0x0123_4567_89ab_cdef) };
+    /// pool.persist(..8)?;
+    /// assert_eq!(pool.as_slice()[..8], 0x0123_4567_89ab_cdef_u64.to_ne_bytes());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
         self.ptr.as_ptr()
     }
 
     /// The mapped bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::{CopyFlags, Mapping};
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Mapping::create(dir.path().join("pool"), 4096)?;
+    /// pool.write(10, b"abc", CopyFlags::empty())?;
+    /// let bytes = pool.as_slice();
+    /// assert_eq!(bytes.len(), 4096);
+    /// assert_eq!(&bytes[10..13], b"abc");
+    /// assert!(bytes[13..].iter().all(|&b| b == 0), "a new file reads as zeros");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: the invariant makes `ptr..ptr + len` live, readable memory
@@ -202,6 +395,18 @@ impl Mapping {
 
     /// The mapped bytes, for writing. Flush what you change
     /// ([`persist`](Self::persist)) to make it durable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::Mapping;
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Mapping::create(dir.path().join("pool"), 4096)?;
+    /// pool.as_mut_slice()[..4].copy_from_slice(&7u32.to_le_bytes());
+    /// pool.sync(..4)?; // plain stores: make them durable explicitly
+    /// assert_eq!(pool.as_slice()[..4], 7u32.to_le_bytes());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: as for `as_slice`; `&mut self` makes the borrow exclusive.
@@ -212,6 +417,22 @@ impl Mapping {
     ///
     /// # Errors
     /// [`OutOfBounds`] if the range extends past the end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::{Mapping, OutOfBounds};
+    /// let dir = tempfile::tempdir()?;
+    /// let pool = Mapping::create(dir.path().join("pool"), 4096)?;
+    /// assert_eq!(pool.check_range(..), Ok(0..4096));
+    /// assert_eq!(pool.check_range(10..=19), Ok(10..20));
+    /// assert_eq!(pool.check_range(4000..), Ok(4000..4096));
+    /// assert_eq!(
+    ///     pool.check_range(4000..5000),
+    ///     Err(OutOfBounds { start: 4000, end: Some(5000), len: 4096 })
+    /// );
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn check_range(&self, range: impl RangeBounds<usize>) -> Result<Range<usize>, OutOfBounds> {
         let start = match range.start_bound() {
             Bound::Included(&s) => s,
@@ -253,6 +474,20 @@ impl Mapping {
     ///
     /// # Errors
     /// [`OutOfBounds`] if the bytes are not all in the mapping.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::{CopyFlags, Mapping};
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Mapping::create(dir.path().join("pool"), 4096)?;
+    /// pool.write(4092, &[1, 2, 3, 4], CopyFlags::empty())?;
+    /// let mut buf = [0u8; 4];
+    /// pool.read(4092, &mut buf)?;
+    /// assert_eq!(buf, [1, 2, 3, 4]);
+    /// assert!(pool.read(4093, &mut buf).is_err(), "one byte past the end");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn read(&self, offset: usize, buf: &mut [u8]) -> Result<(), OutOfBounds> {
         let src = self.checked_at(offset, buf.len())?;
         // SAFETY: `src..src + buf.len()` is inside the mapping (checked); `buf`
@@ -266,6 +501,23 @@ impl Mapping {
     ///
     /// # Errors
     /// [`OutOfBounds`] if the destination is not all in the mapping.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::{CopyFlags, Mapping};
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Mapping::create(dir.path().join("pool"), 4096)?;
+    /// pool.write(0, b"header", CopyFlags::empty())?; // durable on return (on PM)
+    /// // Several writes, one fence:
+    /// pool.write(64, b"a", CopyFlags::NODRAIN)?;
+    /// pool.write(128, b"b", CopyFlags::NODRAIN)?;
+    /// pool.drain();
+    /// assert_eq!(&pool.as_slice()[..6], b"header");
+    /// assert_eq!(pool.as_slice()[128], b'b');
+    /// assert!(pool.write(4095, b"too long", CopyFlags::empty()).is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn write(
         &mut self,
         offset: usize,
@@ -283,6 +535,20 @@ impl Mapping {
     ///
     /// # Errors
     /// [`OutOfBounds`] if the range is not all in the mapping.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::{CopyFlags, Mapping};
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Mapping::create(dir.path().join("pool"), 4096)?;
+    /// pool.fill(16..32, 0xFF, CopyFlags::empty())?;
+    /// assert_eq!(pool.as_slice()[15], 0);
+    /// assert!(pool.as_slice()[16..32].iter().all(|&b| b == 0xFF));
+    /// assert_eq!(pool.as_slice()[32], 0);
+    /// assert!(pool.fill(4000..=4096, 0, CopyFlags::empty()).is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn fill(
         &mut self,
         range: impl RangeBounds<usize>,
@@ -301,6 +567,19 @@ impl Mapping {
     ///
     /// # Errors
     /// [`OutOfBounds`] if either range is not all in the mapping.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::{CopyFlags, Mapping};
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Mapping::create(dir.path().join("pool"), 4096)?;
+    /// pool.write(0, b"abcdef", CopyFlags::empty())?;
+    /// pool.copy_within(0..6, 2, CopyFlags::empty())?; // overlapping is fine
+    /// assert_eq!(&pool.as_slice()[..8], b"ababcdef");
+    /// assert!(pool.copy_within(0..6, 4092, CopyFlags::empty()).is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn copy_within(
         &mut self,
         src: impl RangeBounds<usize>,
@@ -319,6 +598,22 @@ impl Mapping {
     ///
     /// # Errors
     /// [`OutOfBounds`] if the range is not all in the mapping.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::Mapping;
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Mapping::create(dir.path().join("pool"), 4096)?;
+    /// pool.as_mut_slice()[0] = 1;
+    /// pool.as_mut_slice()[2048] = 2;
+    /// pool.flush(0..1)?;
+    /// pool.flush(2048..2049)?;
+    /// pool.drain(); // one fence for both flushes
+    /// assert_eq!((pool.as_slice()[0], pool.as_slice()[2048]), (1, 2));
+    /// assert!(pool.flush(..=4096).is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn flush(&self, range: impl RangeBounds<usize>) -> Result<(), OutOfBounds> {
         let range = self.check_range(range)?;
         // SAFETY: the range is inside the live mapping (checked).
@@ -327,6 +622,20 @@ impl Mapping {
     }
 
     /// Waits for earlier flushes to complete ([`raw::drain`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::{CopyFlags, Mapping};
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Mapping::create(dir.path().join("pool"), 4096)?;
+    /// for (i, word) in [b"one", b"two"].into_iter().enumerate() {
+    ///     pool.write(i * 64, word, CopyFlags::NODRAIN)?;
+    /// }
+    /// pool.drain(); // both writes complete
+    /// assert_eq!(&pool.as_slice()[64..67], b"two");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn drain(&self) {
         Engine::global().drain();
     }
@@ -336,6 +645,19 @@ impl Mapping {
     ///
     /// # Errors
     /// [`OutOfBounds`] if the range is not all in the mapping.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::Mapping;
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Mapping::create(dir.path().join("pool"), 4096)?;
+    /// pool.as_mut_slice()[..5].copy_from_slice(b"hello");
+    /// pool.persist(..5)?; // durable if `pool.is_pmem()`; otherwise see `msync`
+    /// assert_eq!(&pool.as_slice()[..5], b"hello");
+    /// assert!(pool.persist(4096..4097).is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn persist(&self, range: impl RangeBounds<usize>) -> Result<(), OutOfBounds> {
         let range = self.check_range(range)?;
         // SAFETY: the range is inside the live mapping (checked).
@@ -349,6 +671,21 @@ impl Mapping {
     ///
     /// # Errors
     /// [`OutOfBounds`], or `msync`'s errno.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::Mapping;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("pool");
+    /// let mut pool = Mapping::create(&path, 4096)?;
+    /// pool.as_mut_slice()[100..105].copy_from_slice(b"hello");
+    /// pool.msync(100..105)?;
+    /// assert_eq!(&std::fs::read(&path)?[100..105], b"hello");
+    /// let err = pool.msync(..5000).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn msync(&self, range: impl RangeBounds<usize>) -> io::Result<()> {
         let range = self.check_range(range)?;
         raw::msync(self.ptr.as_ptr().wrapping_add(range.start), range.len())
@@ -359,6 +696,19 @@ impl Mapping {
     ///
     /// # Errors
     /// As for [`msync`](Self::msync).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::Mapping;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("pool");
+    /// let mut pool = Mapping::create(&path, 4096)?;
+    /// pool.as_mut_slice()[..5].copy_from_slice(b"hello");
+    /// pool.sync(..5)?; // persist or msync, as the mapping needs
+    /// assert_eq!(&std::fs::read(&path)?[..5], b"hello");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn sync(&self, range: impl RangeBounds<usize>) -> io::Result<()> {
         if self.is_pmem {
             Ok(self.persist(range)?)
@@ -371,6 +721,20 @@ impl Mapping {
     ///
     /// # Errors
     /// [`OutOfBounds`], or the error of the deep drain.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::Mapping;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("pool");
+    /// let mut pool = Mapping::create(&path, 4096)?;
+    /// pool.as_mut_slice()[..8].copy_from_slice(&1u64.to_le_bytes());
+    /// pool.deep_persist(..8)?;
+    /// assert_eq!(std::fs::read(&path)?[..8], 1u64.to_le_bytes());
+    /// assert!(pool.deep_persist(..4097).is_err());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn deep_persist(&self, range: impl RangeBounds<usize>) -> io::Result<()> {
         let range = self.check_range(range)?;
         // SAFETY: the range is inside the live mapping (checked).

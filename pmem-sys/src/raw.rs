@@ -28,8 +28,24 @@ use crate::sys;
 use crate::sysfs::{AutoFlush, Sysfs};
 
 /// libpmem's major version, as in `libpmem.h`.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::raw;
+/// assert!(raw::check_version(raw::MAJOR_VERSION, 0).is_ok());
+/// assert!(raw::check_version(raw::MAJOR_VERSION + 1, 0).is_err());
+/// ```
 pub const MAJOR_VERSION: u32 = 1;
 /// libpmem's minor version, as in `libpmem.h`.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::raw;
+/// assert!(raw::check_version(1, raw::MINOR_VERSION).is_ok());
+/// assert!(raw::check_version(1, raw::MINOR_VERSION + 1).is_err());
+/// ```
 pub const MINOR_VERSION: u32 = 1;
 
 /// What `PMEM_IS_PMEM_FORCE` says, read once.
@@ -86,6 +102,27 @@ pub fn is_pmem(addr: *const u8, len: usize) -> bool {
 ///
 /// # Safety
 /// The range is mapped (readable).
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{Mapping, raw};
+/// let dir = tempfile::tempdir()?;
+/// let mut pool = Mapping::create(dir.path().join("pool"), 4096)?;
+/// pool.as_mut_slice()[..5].copy_from_slice(b"head.");
+/// pool.as_mut_slice()[2048..2053].copy_from_slice(b"tail.");
+/// let p = pool.as_ptr();
+/// // SAFETY: bytes 0..5 and 2048..2053 lie inside the 4096-byte mapping, which
+/// // `pool` keeps alive.
+/// unsafe {
+///     raw::flush(p, 5);
+///     raw::flush(p.add(2048), 5);
+/// }
+/// raw::drain(); // one fence for both flushes
+/// // Durable now if `pool.is_pmem()`; otherwise only `msync` makes it so.
+/// assert_eq!(&pool.as_slice()[2048..2053], b"tail.");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[inline]
 pub unsafe fn flush(addr: *const u8, len: usize) {
     // SAFETY: forwarded from the caller.
@@ -93,6 +130,25 @@ pub unsafe fn flush(addr: *const u8, len: usize) {
 }
 
 /// Waits for earlier flushes and non-temporal stores to become durable.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{Mapping, raw};
+/// let dir = tempfile::tempdir()?;
+/// let mut pool = Mapping::create(dir.path().join("pool"), 4096)?;
+/// let p = pool.as_mut_ptr();
+/// // SAFETY: bytes 0..5 and 64..70 lie inside the 4096-byte mapping, which `pool`
+/// // keeps alive; the sources are separate constants.
+/// unsafe {
+///     raw::memcpy_nodrain(p, b"first".as_ptr(), 5);
+///     raw::memcpy_nodrain(p.add(64), b"second".as_ptr(), 6);
+/// }
+/// raw::drain(); // waits for both copies at once
+/// assert_eq!(&pool.as_slice()[..5], b"first");
+/// assert_eq!(&pool.as_slice()[64..70], b"second");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[inline]
 pub fn drain() {
     Engine::global().drain();
@@ -127,6 +183,20 @@ pub unsafe fn persist(addr: *const u8, len: usize) {
 ///
 /// # Errors
 /// `msync`'s errno: `ENOMEM` if the range is not mapped.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{Mapping, raw};
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("pool");
+/// let mut pool = Mapping::create(&path, 4096)?;
+/// pool.as_mut_slice()[100..105].copy_from_slice(b"hello");
+/// // `addr` need not be page-aligned: it is rounded down to its page.
+/// raw::msync(pool.as_ptr().wrapping_add(100), 5)?;
+/// assert_eq!(&std::fs::read(&path)?[100..105], b"hello");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn msync(addr: *const u8, len: usize) -> io::Result<()> {
     let offset = addr as usize % sys::page_size();
     // SAFETY: the start is page-aligned; the kernel validates the range.
@@ -139,6 +209,20 @@ pub fn msync(addr: *const u8, len: usize) -> io::Result<()> {
 ///
 /// # Safety
 /// The range is mapped.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{Mapping, raw};
+/// let dir = tempfile::tempdir()?;
+/// let mut pool = Mapping::create(dir.path().join("pool"), 4096)?;
+/// pool.as_mut_slice()[..4].copy_from_slice(&7u32.to_le_bytes());
+/// // SAFETY: bytes 0..4 lie inside the mapping, which `pool` keeps alive.
+/// unsafe { raw::deep_flush(pool.as_ptr(), 4) }; // flushes even under eADR
+/// raw::deep_drain(pool.as_ptr(), 4)?;
+/// assert_eq!(pool.as_slice()[..4], 7u32.to_le_bytes());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[inline]
 pub unsafe fn deep_flush(addr: *const u8, len: usize) {
     // SAFETY: forwarded from the caller.
@@ -152,6 +236,20 @@ pub unsafe fn deep_flush(addr: *const u8, len: usize) {
 /// # Errors
 /// `msync`'s errno. Device DAX ranges never fail: as in libpmem, a
 /// `deep_flush` control that cannot be read or written is skipped.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{CopyFlags, Mapping, raw};
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("pool");
+/// let mut pool = Mapping::create(&path, 4096)?;
+/// pool.write(0, b"log entry", CopyFlags::empty())?; // copied and flushed
+/// raw::deep_drain(pool.as_ptr(), 9)?; // a file: this is an msync
+/// assert_eq!(&std::fs::read(&path)?[..9], b"log entry");
+/// assert!(raw::deep_drain(pool.as_ptr(), 0).is_ok(), "nothing to drain");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn deep_drain(addr: *const u8, len: usize) -> io::Result<()> {
     if len == 0 {
         return Ok(());
@@ -210,6 +308,20 @@ fn request_region_flush(control: &Path) {
 ///
 /// # Errors
 /// As for [`deep_drain`].
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{Mapping, raw};
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("pool");
+/// let mut pool = Mapping::create(&path, 4096)?;
+/// pool.as_mut_slice()[..8].copy_from_slice(&42u64.to_le_bytes());
+/// // SAFETY: bytes 0..8 lie inside the mapping, which `pool` keeps alive.
+/// unsafe { raw::deep_persist(pool.as_ptr(), 8)? };
+/// assert_eq!(std::fs::read(&path)?[..8], 42u64.to_le_bytes());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub unsafe fn deep_persist(addr: *const u8, len: usize) -> io::Result<()> {
     // SAFETY: forwarded from the caller.
     unsafe { deep_flush(addr, len) };
@@ -218,6 +330,13 @@ pub unsafe fn deep_persist(addr: *const u8, len: usize) -> io::Result<()> {
 
 /// Whether the platform drains by hardware: never, on the platforms libpmem
 /// supports.
+///
+/// # Examples
+///
+/// ```
+/// // So a flush is only durable after `drain` (or a `_persist` function).
+/// assert!(!pmem_sys::raw::has_hw_drain());
+/// ```
 #[must_use]
 pub fn has_hw_drain() -> bool {
     false
@@ -225,6 +344,18 @@ pub fn has_hw_drain() -> bool {
 
 /// Whether the platform flushes caches on power loss (eADR); sysfs is read
 /// afresh on each call.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{AutoFlush, Sysfs, raw};
+/// let auto = raw::has_auto_flush();
+/// assert_eq!(auto, Sysfs::system().auto_flush(), "what /sys reports");
+/// assert!([1, 0, -1].contains(&auto.as_c_int()));
+/// if auto == AutoFlush::Yes {
+///     println!("eADR: stores are durable once they reach the caches");
+/// }
+/// ```
 #[must_use]
 pub fn has_auto_flush() -> AutoFlush {
     Sysfs::system().auto_flush()
@@ -237,6 +368,20 @@ pub fn has_auto_flush() -> AutoFlush {
 ///
 /// # Errors
 /// `EINVAL` if `len` is 0 or `addr` is not page-aligned; `munmap`'s errno.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{MapFlags, map_file, raw};
+/// let dir = tempfile::tempdir()?;
+/// let m = map_file(dir.path().join("pool"), 4096, MapFlags::CREATE, 0o600)?;
+/// // SAFETY: the range is empty, so nothing is unmapped (the call is rejected).
+/// let err = unsafe { raw::unmap(m.addr, 0) }.unwrap_err();
+/// assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+/// // SAFETY: `m` came from `map_file` and is not used after this line.
+/// unsafe { raw::unmap(m.addr, m.len)? };
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub unsafe fn unmap(addr: *mut u8, len: usize) -> io::Result<()> {
     if len == 0 || !(addr as usize).is_multiple_of(sys::page_size()) {
         return Err(errormsg::errno(
@@ -257,6 +402,22 @@ pub unsafe fn unmap(addr: *mut u8, len: usize) -> io::Result<()> {
 ///
 /// # Safety
 /// `src` is readable and `dst` writable for `len` bytes of mapped memory.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{CopyFlags, Mapping, raw};
+/// let dir = tempfile::tempdir()?;
+/// let mut pool = Mapping::create(dir.path().join("pool"), 4096)?;
+/// pool.write(0, b"abcdef", CopyFlags::empty())?;
+/// let p = pool.as_mut_ptr();
+/// // SAFETY: bytes 0..6 and 2..8 lie inside the 4096-byte mapping, which `pool`
+/// // keeps alive; memmove allows them to overlap.
+/// let ret = unsafe { raw::memmove(p.add(2), p, 6, CopyFlags::empty()) };
+/// assert_eq!(ret, p.wrapping_add(2));
+/// assert_eq!(&pool.as_slice()[..8], b"ababcdef");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[inline]
 pub unsafe fn memmove(dst: *mut u8, src: *const u8, len: usize, flags: CopyFlags) -> *mut u8 {
     // SAFETY: forwarded from the caller.
@@ -268,6 +429,22 @@ pub unsafe fn memmove(dst: *mut u8, src: *const u8, len: usize, flags: CopyFlags
 ///
 /// # Safety
 /// As for [`memmove`].
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{CopyFlags, Mapping, raw};
+/// let dir = tempfile::tempdir()?;
+/// let mut pool = Mapping::create(dir.path().join("pool"), 4096)?;
+/// let src = [0x5Au8; 1024];
+/// let p = pool.as_mut_ptr();
+/// // SAFETY: bytes 0..1024 lie inside the 4096-byte mapping, which `pool` keeps
+/// // alive; `src` is a separate local array.
+/// let ret = unsafe { raw::memcpy(p, src.as_ptr(), src.len(), CopyFlags::NONTEMPORAL) };
+/// assert_eq!(ret, p);
+/// assert_eq!(&pool.as_slice()[..1024], &src[..]);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[inline]
 pub unsafe fn memcpy(dst: *mut u8, src: *const u8, len: usize, flags: CopyFlags) -> *mut u8 {
     // SAFETY: forwarded from the caller.
@@ -278,6 +455,22 @@ pub unsafe fn memcpy(dst: *mut u8, src: *const u8, len: usize, flags: CopyFlags)
 ///
 /// # Safety
 /// `dst` is writable for `len` bytes of mapped memory.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{CopyFlags, Mapping, raw};
+/// let dir = tempfile::tempdir()?;
+/// let mut pool = Mapping::create(dir.path().join("pool"), 4096)?;
+/// let p = pool.as_mut_ptr();
+/// // SAFETY: bytes 0..64 lie inside the 4096-byte mapping, which `pool` keeps alive.
+/// let ret = unsafe { raw::memset(p, 0xFF, 64, CopyFlags::NODRAIN) };
+/// raw::drain(); // NODRAIN left the fence to us
+/// assert_eq!(ret, p);
+/// assert!(pool.as_slice()[..64].iter().all(|&b| b == 0xFF));
+/// assert_eq!(pool.as_slice()[64], 0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[inline]
 pub unsafe fn memset(dst: *mut u8, byte: u8, len: usize, flags: CopyFlags) -> *mut u8 {
     // SAFETY: forwarded from the caller.
@@ -289,6 +482,21 @@ pub unsafe fn memset(dst: *mut u8, byte: u8, len: usize, flags: CopyFlags) -> *m
 ///
 /// # Safety
 /// As for [`memmove`].
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{CopyFlags, Mapping, raw};
+/// let dir = tempfile::tempdir()?;
+/// let mut pool = Mapping::create(dir.path().join("pool"), 4096)?;
+/// pool.write(0, b"0123456789", CopyFlags::empty())?;
+/// let p = pool.as_mut_ptr();
+/// // SAFETY: bytes 2..10 and 0..8 lie inside the 4096-byte mapping, which `pool`
+/// // keeps alive; memmove allows them to overlap.
+/// unsafe { raw::memmove_persist(p, p.add(2), 8) };
+/// assert_eq!(&pool.as_slice()[..10], b"2345678989");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[inline]
 pub unsafe fn memmove_persist(dst: *mut u8, src: *const u8, len: usize) -> *mut u8 {
     // SAFETY: forwarded from the caller.
@@ -299,6 +507,23 @@ pub unsafe fn memmove_persist(dst: *mut u8, src: *const u8, len: usize) -> *mut 
 ///
 /// # Safety
 /// As for [`memmove`].
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{Mapping, raw};
+/// let dir = tempfile::tempdir()?;
+/// let mut pool = Mapping::create(dir.path().join("pool"), 4096)?;
+/// let record = 42u64.to_le_bytes();
+/// // SAFETY: bytes 0..8 lie inside the 4096-byte mapping, which `pool` keeps
+/// // alive; `record` is a separate local array.
+/// unsafe { raw::memcpy_persist(pool.as_mut_ptr(), record.as_ptr(), record.len()) };
+/// if !pool.is_pmem() {
+///     pool.msync(..8)?; // not persistent memory: flushing is not enough
+/// }
+/// assert_eq!(pool.as_slice()[..8], record);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[inline]
 pub unsafe fn memcpy_persist(dst: *mut u8, src: *const u8, len: usize) -> *mut u8 {
     // SAFETY: forwarded from the caller.
@@ -309,6 +534,19 @@ pub unsafe fn memcpy_persist(dst: *mut u8, src: *const u8, len: usize) -> *mut u
 ///
 /// # Safety
 /// As for [`memset`].
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{CopyFlags, Mapping, raw};
+/// let dir = tempfile::tempdir()?;
+/// let mut pool = Mapping::create(dir.path().join("pool"), 4096)?;
+/// pool.write(0, &[1; 32], CopyFlags::empty())?;
+/// // SAFETY: bytes 8..24 lie inside the 4096-byte mapping, which `pool` keeps alive.
+/// unsafe { raw::memset_persist(pool.as_mut_ptr().add(8), 0, 16) };
+/// assert_eq!(pool.as_slice()[..32], [[1; 8], [0; 8], [0; 8], [1; 8]].concat());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[inline]
 pub unsafe fn memset_persist(dst: *mut u8, byte: u8, len: usize) -> *mut u8 {
     // SAFETY: forwarded from the caller.
@@ -319,6 +557,25 @@ pub unsafe fn memset_persist(dst: *mut u8, byte: u8, len: usize) -> *mut u8 {
 ///
 /// # Safety
 /// `src` is readable and `dst` writable for `len` bytes of mapped memory.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{CopyFlags, Mapping, raw};
+/// let dir = tempfile::tempdir()?;
+/// let mut pool = Mapping::create(dir.path().join("pool"), 4096)?;
+/// pool.write(0, b"abc", CopyFlags::empty())?;
+/// let p = pool.as_mut_ptr();
+/// // SAFETY: bytes 0..3, 1..4 and 4..7 lie inside the 4096-byte mapping, which
+/// // `pool` keeps alive; memmove allows overlap.
+/// unsafe {
+///     raw::memmove_nodrain(p.add(1), p, 3);
+///     raw::memmove_nodrain(p.add(4), p, 3);
+/// }
+/// raw::drain(); // one fence for both moves
+/// assert_eq!(&pool.as_slice()[..7], b"aabcaab");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[inline]
 pub unsafe fn memmove_nodrain(dst: *mut u8, src: *const u8, len: usize) -> *mut u8 {
     // SAFETY: forwarded from the caller.
@@ -330,6 +587,26 @@ pub unsafe fn memmove_nodrain(dst: *mut u8, src: *const u8, len: usize) -> *mut 
 ///
 /// # Safety
 /// As for [`memmove_nodrain`].
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{Mapping, raw};
+/// let dir = tempfile::tempdir()?;
+/// let mut pool = Mapping::create(dir.path().join("pool"), 4096)?;
+/// let (key, value) = (b"name", b"Ada");
+/// let p = pool.as_mut_ptr();
+/// // SAFETY: bytes 0..4 and 8..11 lie inside the 4096-byte mapping, which `pool`
+/// // keeps alive; the sources are separate constants.
+/// unsafe {
+///     raw::memcpy_nodrain(p, key.as_ptr(), key.len());
+///     raw::memcpy_nodrain(p.add(8), value.as_ptr(), value.len());
+/// }
+/// raw::drain();
+/// assert_eq!(&pool.as_slice()[..4], b"name");
+/// assert_eq!(&pool.as_slice()[8..11], b"Ada");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[inline]
 pub unsafe fn memcpy_nodrain(dst: *mut u8, src: *const u8, len: usize) -> *mut u8 {
     // SAFETY: forwarded from the caller.
@@ -340,6 +617,27 @@ pub unsafe fn memcpy_nodrain(dst: *mut u8, src: *const u8, len: usize) -> *mut u
 ///
 /// # Safety
 /// `dst` is writable for `len` bytes of mapped memory.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{CopyFlags, Mapping, raw};
+/// let dir = tempfile::tempdir()?;
+/// let mut pool = Mapping::create(dir.path().join("pool"), 4096)?;
+/// pool.write(0, &[9; 4096], CopyFlags::empty())?;
+/// let p = pool.as_mut_ptr();
+/// // SAFETY: bytes 0..512 and 3584..4096 lie inside the 4096-byte mapping, which
+/// // `pool` keeps alive.
+/// unsafe {
+///     raw::memset_nodrain(p, 0, 512);
+///     raw::memset_nodrain(p.add(3584), 0, 512);
+/// }
+/// raw::drain();
+/// assert!(pool.as_slice()[..512].iter().all(|&b| b == 0));
+/// assert!(pool.as_slice()[512..3584].iter().all(|&b| b == 9));
+/// assert!(pool.as_slice()[3584..].iter().all(|&b| b == 0));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[inline]
 pub unsafe fn memset_nodrain(dst: *mut u8, byte: u8, len: usize) -> *mut u8 {
     // SAFETY: forwarded from the caller.

@@ -27,6 +27,17 @@ pub struct Sysfs {
 }
 
 /// Whether the platform writes CPU caches back on power loss (eADR).
+///
+/// # Examples
+///
+/// ```
+/// use pmem_sys::{AutoFlush, Sysfs};
+/// let fake = tempfile::tempdir()?;
+/// // A region whose persistence domain cannot be read:
+/// std::fs::create_dir_all(fake.path().join("bus/nd/devices/region0"))?;
+/// assert_eq!(Sysfs::at(fake.path()).auto_flush(), AutoFlush::Unknown);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AutoFlush {
     /// Every NVDIMM region reports `cpu_cache` as its persistence domain.
@@ -39,6 +50,15 @@ pub enum AutoFlush {
 
 impl AutoFlush {
     /// libpmem's integer form: 1, 0 or -1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::AutoFlush;
+    /// assert_eq!(AutoFlush::Yes.as_c_int(), 1);
+    /// assert_eq!(AutoFlush::No.as_c_int(), 0);
+    /// assert_eq!(AutoFlush::Unknown.as_c_int(), -1);
+    /// ```
     #[must_use]
     pub fn as_c_int(self) -> i32 {
         match self {
@@ -51,6 +71,13 @@ impl AutoFlush {
 
 impl Sysfs {
     /// The system's `/sys`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::Sysfs;
+    /// assert_eq!(Sysfs::system().root(), std::path::Path::new("/sys"));
+    /// ```
     #[must_use]
     pub fn system() -> &'static Sysfs {
         static SYSTEM: OnceLock<Sysfs> = OnceLock::new();
@@ -58,11 +85,31 @@ impl Sysfs {
     }
 
     /// A tree rooted at `root` (which stands for `/sys`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::{AutoFlush, Sysfs};
+    /// let fake = tempfile::tempdir()?;
+    /// let region = fake.path().join("bus/nd/devices/region0");
+    /// std::fs::create_dir_all(&region)?;
+    /// std::fs::write(region.join("persistence_domain"), "cpu_cache\n")?;
+    /// assert_eq!(Sysfs::at(fake.path()).auto_flush(), AutoFlush::Yes);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn at(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
     }
 
     /// The root this tree reads from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::Sysfs;
+    /// let sysfs = Sysfs::at("/run/host-sys");
+    /// assert_eq!(sysfs.root(), std::path::Path::new("/run/host-sys"));
+    /// ```
     #[must_use]
     pub fn root(&self) -> &Path {
         &self.root
@@ -77,6 +124,24 @@ impl Sysfs {
     ///
     /// # Errors
     /// The `subsystem` link cannot be resolved (`ENOENT` and friends).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::fs::symlink;
+    /// use pmem_sys::Sysfs;
+    /// let fake = tempfile::tempdir()?;
+    /// let root = fake.path();
+    /// // Character device 252:3, whose subsystem is `dax`.
+    /// std::fs::create_dir_all(root.join("class/dax"))?;
+    /// std::fs::create_dir_all(root.join("dev/char/252:3"))?;
+    /// symlink(root.join("class/dax"), root.join("dev/char/252:3/subsystem"))?;
+    /// let sysfs = Sysfs::at(root);
+    /// assert!(sysfs.is_device_dax(252, 3)?);
+    /// let unknown = sysfs.is_device_dax(252, 4).unwrap_err();
+    /// assert_eq!(unknown.kind(), std::io::ErrorKind::NotFound);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn is_device_dax(&self, major: u32, minor: u32) -> io::Result<bool> {
         let subsystem = fs::canonicalize(self.char_device_dir(major, minor).join("subsystem"))?;
         Ok(subsystem.file_name().is_some_and(|name| name == "dax"))
@@ -86,11 +151,41 @@ impl Sysfs {
     ///
     /// # Errors
     /// `size` is missing or does not hold a decimal number (`EINVAL`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::Sysfs;
+    /// let fake = tempfile::tempdir()?;
+    /// let dev = fake.path().join("dev/char/252:3");
+    /// std::fs::create_dir_all(&dev)?;
+    /// std::fs::write(dev.join("size"), "4194304\n")?;
+    /// let sysfs = Sysfs::at(fake.path());
+    /// assert_eq!(sysfs.device_dax_size(252, 3)?, 4 << 20);
+    /// std::fs::write(dev.join("size"), "big\n")?;
+    /// let err = sysfs.device_dax_size(252, 3).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn device_dax_size(&self, major: u32, minor: u32) -> io::Result<u64> {
         read_number(&self.char_device_dir(major, minor).join("size"))
     }
 
     /// The mapping alignment Device DAX `major:minor` requires, if it says.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::Sysfs;
+    /// let fake = tempfile::tempdir()?;
+    /// let dev = fake.path().join("dev/char/252:3");
+    /// std::fs::create_dir_all(dev.join("device"))?;
+    /// std::fs::write(dev.join("device/align"), "2097152\n")?;
+    /// let sysfs = Sysfs::at(fake.path());
+    /// assert_eq!(sysfs.device_dax_alignment(252, 3), Some(2 << 20));
+    /// assert_eq!(sysfs.device_dax_alignment(252, 4), None, "not said");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn device_dax_alignment(&self, major: u32, minor: u32) -> Option<u64> {
         read_number(&self.char_device_dir(major, minor).join("device/align")).ok()
@@ -101,6 +196,25 @@ impl Sysfs {
     ///
     /// # Errors
     /// The device or its region cannot be found.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::fs::symlink;
+    /// use pmem_sys::Sysfs;
+    /// let fake = tempfile::tempdir()?;
+    /// let root = fake.path();
+    /// // Device DAX 252:3 lies below NVDIMM region 7.
+    /// let device = root.join("devices/platform/ndbus0/region7/dax7.0");
+    /// std::fs::create_dir_all(&device)?;
+    /// std::fs::create_dir_all(root.join("dev/char/252:3"))?;
+    /// symlink(&device, root.join("dev/char/252:3/device"))?;
+    /// assert_eq!(
+    ///     Sysfs::at(root).region_deep_flush(252, 3)?,
+    ///     root.join("bus/nd/devices/region7/deep_flush")
+    /// );
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn region_deep_flush(&self, major: u32, minor: u32) -> io::Result<PathBuf> {
         let device = fs::canonicalize(self.char_device_dir(major, minor).join("device"))?;
         let region = device
@@ -127,6 +241,23 @@ impl Sysfs {
     /// Whether every NVDIMM region's persistence domain is `cpu_cache`.
     ///
     /// Read afresh on every call, as libpmem's `pmem_has_auto_flush` does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::{AutoFlush, Sysfs};
+    /// let fake = tempfile::tempdir()?;
+    /// let sysfs = Sysfs::at(fake.path());
+    /// let devices = fake.path().join("bus/nd/devices");
+    /// for (region, domain) in [("region0", "cpu_cache"), ("region1", "memory_controller")] {
+    ///     std::fs::create_dir_all(devices.join(region))?;
+    ///     std::fs::write(devices.join(region).join("persistence_domain"), domain)?;
+    /// }
+    /// assert_eq!(sysfs.auto_flush(), AutoFlush::No, "region1 needs flushes");
+    /// std::fs::write(devices.join("region1/persistence_domain"), "cpu_cache")?;
+    /// assert_eq!(sysfs.auto_flush(), AutoFlush::Yes, "read afresh on each call");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     #[must_use]
     pub fn auto_flush(&self) -> AutoFlush {
         let devices = self.root.join("bus/nd/devices");
