@@ -62,6 +62,12 @@ pub enum Error {
         found: u64,
     },
     /// Another process (or another handle in this one) has the pool open.
+    ///
+    /// The lock is an advisory `flock` on the file, held by its open file
+    /// description. A child forked while the pool is open shares that
+    /// description until it execs or exits, so the lock outlives the pool's
+    /// drop for that long: a multi-threaded program that spawns processes
+    /// while closing and reopening a pool can briefly see this error.
     AlreadyOpen {
         /// The pool file.
         path: PathBuf,

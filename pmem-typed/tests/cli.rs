@@ -6,6 +6,7 @@
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use pmem_typed::inspect::inspect;
 use pmem_typed::layout::{CHUNK, PAGE, REDO_OFFSET, RedoKind, RedoRecord};
@@ -86,10 +87,28 @@ const SIZE: usize = 1 << 20;
 /// Offset of `Root::head` in the pool.
 const HEAD: u64 = PAGE as u64 + 8;
 
-struct Dir(tempfile::TempDir);
+/// The tests take turns. A pool's lock belongs to its open file description,
+/// and a child forked by one test shares every descriptor this process has
+/// open until it execs: another test that closed its pool and reopened it in
+/// that window would find it "already open". One test at a time keeps each
+/// test's pools to its own children.
+static ONE_TEST_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn take_turn() -> MutexGuard<'static, ()> {
+    ONE_TEST_AT_A_TIME
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A scratch directory, and this test's turn for as long as it lives.
+struct Dir {
+    tmp: tempfile::TempDir,
+    _turn: MutexGuard<'static, ()>,
+}
 
 impl Dir {
     fn new() -> Self {
+        let turn = take_turn();
         let dir = if Path::new("/dev/shm").is_dir() {
             tempfile::Builder::new()
                 .prefix("pmem-inspect")
@@ -97,11 +116,14 @@ impl Dir {
         } else {
             tempfile::tempdir()
         };
-        Self(dir.expect("temp dir"))
+        Self {
+            tmp: dir.expect("temp dir"),
+            _turn: turn,
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.0.path().join(name)
+        self.tmp.path().join(name)
     }
 
     /// A pool holding three nodes, a name, a big object and a slice of 100
@@ -799,7 +821,7 @@ fn unreadable_files_are_exit_status_2() {
     assert_eq!(v["status"], "error");
     assert_eq!(v["error"]["kind"], "io");
 
-    let out = run_on(&["info"], dir.0.path());
+    let out = run_on(&["info"], dir.tmp.path());
     assert_status(&out, 2);
 
     // A pool open in this process is locked.
@@ -1035,6 +1057,7 @@ fn usage_errors_are_exit_status_2() {
 
 #[test]
 fn help_and_version() {
+    let _turn = take_turn();
     for args in [&["--help"][..], &["-h"], &["help"], &["check", "--help"]] {
         let out = run(args);
         assert_status(&out, 0);
@@ -1061,7 +1084,7 @@ fn a_pool_named_like_an_option() {
     let dir = Dir::new();
     dir.pool("-pool");
     let out = Command::new(env!("CARGO_BIN_EXE_pmem-inspect"))
-        .current_dir(dir.0.path())
+        .current_dir(dir.tmp.path())
         .args(["check", "--", "-pool"])
         .output()
         .unwrap();
