@@ -11,8 +11,32 @@ use crate::layout::LINE;
 use crate::medium::Medium;
 
 /// Types a guard can cover: plain data, or slices of it.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::guard::PodView;
+/// // A guard compares these bytes before and after to find the lines that changed.
+/// assert_eq!(0x0102_u16.pod_bytes(), &0x0102_u16.to_ne_bytes());
+/// assert_eq!([7_u32; 3][..].pod_bytes().len(), 12);
+/// ```
 pub trait PodView {
     /// The bytes of the value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::guard::PodView;
+    /// use pmem_typed::{PPtr, Persist};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Pair { a: u32, b: u32 }
+    ///
+    /// let pair = Pair { a: 1, b: 2 };
+    /// assert_eq!(pair.pod_bytes(), [1, 0, 0, 0, 2, 0, 0, 0]); // little-endian x86-64
+    /// assert_eq!(PPtr::<Pair>::null().pod_bytes(), [0; 8]);
+    /// ```
     fn pod_bytes(&self) -> &[u8];
 }
 
@@ -64,6 +88,30 @@ fn differs(a: &[u8], b: &[u8]) -> bool {
 /// are flushed together: a crash before the fence may keep any subset of the
 /// changed lines (use [`Pool::set`](crate::Pool::set) or allocation for
 /// failure-atomic updates).
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::{Persist, Pool};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Stats { reads: u64, writes: u64 }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("stats.pool");
+/// {
+///     let mut pool = Pool::<Stats>::create(&path, "stats", 1 << 20)?;
+///     let mut stats = pool.get_mut(pool.root())?;
+///     stats.reads += 10;
+///     stats.writes += 1;
+/// } // the guard dropped first: its changes were flushed, then fenced once
+/// let pool = Pool::<Stats>::open(&path, "stats")?;
+/// let stats = pool.get(pool.root())?;
+/// assert_eq!((stats.reads, stats.writes), (10, 1));
+/// # Ok(()) }
+/// ```
 pub struct Guard<'a, T: ?Sized + PodView, M: Medium> {
     value: &'a mut T,
     medium: &'a M,
@@ -100,6 +148,32 @@ impl<'a, T: ?Sized + PodView, M: Medium> Guard<'a, T, M> {
 
     /// Flushes the cache lines that changed since the guard was made (or last
     /// persisted) and fences: the changes are durable on return.
+    ///
+    /// # Examples
+    ///
+    /// A long-lived guard makes each step durable before starting the next:
+    ///
+    /// ```
+    /// use pmem_typed::{Persist, Pool};
+    /// use pmem_typed::sim::SimMedium;
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Job { step: u64, done: [u64; 3] }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let medium = SimMedium::new(64 << 10, 64 << 10);
+    /// let mut pool = Pool::create_on(medium, "job", Job { step: 0, done: [0; 3] })?;
+    /// let mut job = pool.get_mut(pool.root())?;
+    /// for step in 0..3 {
+    ///     job.done[step] = 100 + step as u64;
+    ///     job.step = step as u64 + 1;
+    ///     job.persist(); // step `step` is durable here
+    /// }
+    /// drop(job); // nothing changed since the last persist: only a fence
+    /// assert_eq!(pool.get(pool.root())?.done, [100, 101, 102]);
+    /// # Ok(()) }
+    /// ```
     pub fn persist(&mut self) {
         self.medium.note("Guard::persist", self.taken_at);
         let now = self.value.pod_bytes();

@@ -27,14 +27,84 @@ use crate::error::{Error, Result};
 /// [`len`](Self::len) bytes, valid for reads and writes, aligned to at least
 /// 4096, that stay valid (and do not move) until the medium is dropped or
 /// [`grow`](Self::grow) is called.
+///
+/// # Examples
+///
+/// Code written against `Medium` runs on a pool file and on the crash
+/// simulator alike:
+///
+/// ```
+/// use pmem_typed::{FileMedium, Medium};
+/// use pmem_typed::sim::SimMedium;
+///
+/// /// Adds one to the counter at offset 0 and makes it durable.
+/// fn bump<M: Medium>(medium: &M) -> u64 {
+///     // SAFETY: offset 0 is 8-aligned and inside the medium; no reference into it is alive.
+///     let next = unsafe { medium.base().cast::<u64>().read() } + 1;
+///     // SAFETY: as above.
+///     unsafe { medium.store_u64(0, next) };
+///     medium.persist(0, 8);
+///     next
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let file = FileMedium::create(dir.path().join("counter"), 4096)?;
+/// assert_eq!((bump(&file), bump(&file)), (1, 2));
+///
+/// let simulated = SimMedium::new(4096, 4096);
+/// assert_eq!(bump(&simulated), 1);
+/// # Ok(()) }
+/// ```
 pub unsafe trait Medium: Send + Sync {
     /// Start of the bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{FileMedium, Medium};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let medium = FileMedium::create(dir.path().join("raw"), 4096)?;
+    /// assert_eq!(medium.base() as usize % 4096, 0, "page-aligned");
+    /// // SAFETY: the 4096 bytes stay mapped while `medium` lives, and nothing writes them meanwhile.
+    /// let bytes = unsafe { std::slice::from_raw_parts(medium.base(), medium.len()) };
+    /// assert!(bytes.iter().all(|&b| b == 0), "a new file is zeroed");
+    /// # Ok(()) }
+    /// ```
     fn base(&self) -> *mut u8;
 
     /// Number of bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Medium, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { n: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let pool = Pool::<Root>::create(dir.path().join("pool"), "len", 1 << 20)?;
+    /// assert_eq!(pool.medium().len(), 1 << 20);
+    /// # Ok(()) }
+    /// ```
     fn len(&self) -> usize;
 
     /// Whether the medium has no bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::Medium;
+    /// use pmem_typed::sim::SimMedium;
+    ///
+    /// assert!(SimMedium::new(0, 4096).is_empty());
+    /// assert!(!SimMedium::new(4096, 4096).is_empty());
+    /// ```
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -42,13 +112,82 @@ pub unsafe trait Medium: Send + Sync {
     /// Starts writing back the cache lines of `[offset, offset + len)`.
     /// Bytes changed through [`base`](Self::base) since the last flush of their
     /// line are among those written back.
+    ///
+    /// # Examples
+    ///
+    /// Several ranges flushed, then one fence for all of them:
+    ///
+    /// ```
+    /// use pmem_typed::{FileMedium, Medium};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("raw");
+    /// let medium = FileMedium::create(&path, 4096)?;
+    /// // SAFETY: both words are 8-aligned and inside the medium; no reference into it is alive.
+    /// unsafe {
+    ///     medium.base().add(64).cast::<u64>().write(1);
+    ///     medium.base().add(1024).cast::<u64>().write(2);
+    /// }
+    /// medium.flush(64, 8);
+    /// medium.flush(1024, 8);
+    /// medium.fence();
+    /// let bytes = std::fs::read(&path)?;
+    /// assert_eq!((bytes[64], bytes[1024]), (1, 2));
+    /// # Ok(()) }
+    /// ```
     fn flush(&self, offset: usize, len: usize);
 
     /// Waits until everything flushed before, and every non-temporal store,
     /// is durable.
+    ///
+    /// # Examples
+    ///
+    /// The fence orders persistence: here a value becomes durable before the
+    /// flag that says it is there. Without the first fence, the crash
+    /// simulator finds a crash that keeps the flag but not the value.
+    ///
+    /// ```
+    /// use pmem_typed::Medium;
+    /// use pmem_typed::sim::{Explorer, Scenario};
+    ///
+    /// let publish = |fenced: bool| {
+    ///     Scenario::new(4096)
+    ///         .run(move |m| {
+    ///             m.store_u64(64, 42);
+    ///             m.flush(64, 8);
+    ///             if fenced {
+    ///                 m.fence();
+    ///             }
+    ///             m.store_u64(0, 1);
+    ///             m.persist(0, 8);
+    ///             Ok(())
+    ///         })
+    ///         .check(|m| match (m.read_u64(0), m.read_u64(64)) {
+    ///             (0, _) | (1, 42) => Ok(()),
+    ///             (flag, value) => Err(format!("flag {flag} with value {value}")),
+    ///         })
+    /// };
+    /// assert!(Explorer::default().explore(&publish(true)).is_ok());
+    /// assert!(Explorer::default().explore(&publish(false)).is_err());
+    /// ```
     fn fence(&self);
 
     /// [`flush`](Self::flush) then [`fence`](Self::fence).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{FileMedium, Medium};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let medium = FileMedium::create(dir.path().join("raw"), 4096)?;
+    /// // SAFETY: in bounds; no reference into the medium is alive.
+    /// unsafe { medium.base().add(128).write_bytes(0xab, 64) };
+    /// medium.persist(128, 64); // durable on return
+    /// # Ok(()) }
+    /// ```
     fn persist(&self, offset: usize, len: usize) {
         self.flush(offset, len);
         self.fence();
@@ -59,12 +198,44 @@ pub unsafe trait Medium: Send + Sync {
     ///
     /// # Safety
     /// `offset + bytes.len() <= len()`, and no reference to those bytes is alive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{FileMedium, Medium};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("raw");
+    /// let medium = FileMedium::create(&path, 4096)?;
+    /// let record = [7u8; 256];
+    /// // SAFETY: 256 bytes at 512 are inside the 4096; no reference into the medium is alive.
+    /// unsafe { medium.write(512, &record, true) }; // whole lines may bypass the cache
+    /// medium.fence();
+    /// assert_eq!(&std::fs::read(&path)?[512..768], &record);
+    /// # Ok(()) }
+    /// ```
     unsafe fn write(&self, offset: usize, bytes: &[u8], nontemporal: bool);
 
     /// Fills `len` bytes at `offset` with `byte` and flushes them (no fence).
     ///
     /// # Safety
     /// `offset + len <= len()`, and no reference to those bytes is alive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::Medium;
+    /// use pmem_typed::sim::SimMedium;
+    ///
+    /// let medium = SimMedium::new(4096, 4096);
+    /// // SAFETY: 100 bytes at 64 are inside the medium; no reference into it is alive.
+    /// unsafe { medium.fill(64, 0xff, 100, false) };
+    /// medium.fence();
+    /// let live = medium.live();
+    /// assert!(live[64..164].iter().all(|&b| b == 0xff));
+    /// assert_eq!((live[63], live[164]), (0, 0));
+    /// ```
     unsafe fn fill(&self, offset: usize, byte: u8, len: usize, nontemporal: bool);
 
     /// Stores `value` at the 8-aligned `offset` with one failure-atomic
@@ -73,11 +244,56 @@ pub unsafe trait Medium: Send + Sync {
     /// # Safety
     /// `offset` is 8-aligned, `offset + 8 <= len()`, and no reference to those
     /// bytes is alive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{FileMedium, Medium};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let medium = FileMedium::create(dir.path().join("raw"), 4096)?;
+    /// // SAFETY: offset 8 is 8-aligned and inside the medium; no reference into it is alive.
+    /// unsafe { medium.store_u64(8, 0x1122_3344_5566_7788) };
+    /// medium.persist(8, 8); // after a crash: the old value or the new one, never a mix
+    /// // SAFETY: as above; the store is done.
+    /// assert_eq!(unsafe { medium.base().add(8).cast::<u64>().read() }, 0x1122_3344_5566_7788);
+    /// # Ok(()) }
+    /// ```
     unsafe fn store_u64(&self, offset: usize, value: u64);
 
     /// Tells the medium which operation the following stores, flushes and
     /// fences belong to, and where the program called it. The crash simulator
     /// uses this to name crash points; other media ignore it.
+    ///
+    /// # Examples
+    ///
+    /// A failure report names the operation:
+    ///
+    /// ```
+    /// use std::panic::Location;
+    ///
+    /// use pmem_typed::Medium;
+    /// use pmem_typed::sim::{Explorer, Scenario};
+    ///
+    /// let scenario = Scenario::new(4096)
+    ///     .run(|m| {
+    ///         m.note("Flag::publish", Location::caller());
+    ///         // SAFETY: both words are 8-aligned and inside the medium; no reference into it is alive.
+    ///         unsafe {
+    ///             Medium::store_u64(m, 64, 42);
+    ///             Medium::store_u64(m, 0, 1); // bug: the value is not durable yet
+    ///         }
+    ///         Medium::persist(m, 0, 128);
+    ///         Ok(())
+    ///     })
+    ///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
+    ///         (0, _) | (1, 42) => Ok(()),
+    ///         (flag, value) => Err(format!("flag {flag} with value {value}")),
+    ///     });
+    /// let failure = Explorer::default().explore(&scenario).unwrap_err();
+    /// assert!(failure.to_string().contains("`Flag::publish` at "), "{failure}");
+    /// ```
     #[inline]
     fn note(&self, operation: &'static str, at: &'static Location<'static>) {
         let _ = (operation, at);
@@ -88,6 +304,21 @@ pub unsafe trait Medium: Send + Sync {
     ///
     /// # Errors
     /// The medium cannot grow.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{FileMedium, Medium};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("raw");
+    /// let mut medium = FileMedium::create(&path, 4096)?;
+    /// medium.grow(16384)?;
+    /// assert_eq!(medium.len(), 16384);
+    /// assert_eq!(std::fs::metadata(&path)?.len(), 16384);
+    /// # Ok(()) }
+    /// ```
     fn grow(&mut self, new_len: usize) -> Result<()>;
 }
 
@@ -96,6 +327,30 @@ pub unsafe trait Medium: Send + Sync {
 /// On persistent memory (or with `PMEM_IS_PMEM_FORCE=1`), flushing uses the
 /// cache-flush instructions; on an ordinary file it uses `msync`, as
 /// libpmemobj does.
+///
+/// # Examples
+///
+/// Pools open their file through it; it can also be opened first and
+/// handed to [`Pool::open_on`](crate::Pool::open_on):
+///
+/// ```
+/// use pmem_typed::{FileMedium, Persist, Pool};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Root { n: u64 }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("pool");
+/// drop(Pool::create_with(&path, "demo", 1 << 20, Root { n: 3 })?);
+///
+/// let medium = FileMedium::open(&path, 4096)?;
+/// assert_eq!(medium.path(), path);
+/// let pool = Pool::<Root>::open_on(medium, "demo")?;
+/// assert_eq!(pool.get(pool.root())?.n, 3);
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct FileMedium {
     mapping: Mapping,
@@ -111,6 +366,21 @@ impl FileMedium {
     /// # Errors
     /// [`Error::Io`] from creating or mapping the file; [`Error::AlreadyOpen`]
     /// if someone locked it first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Error, FileMedium, Medium};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("raw");
+    /// let medium = FileMedium::create(&path, 8192)?;
+    /// assert_eq!(medium.len(), 8192);
+    /// // The file must not exist yet.
+    /// assert!(matches!(FileMedium::create(&path, 8192), Err(Error::Io { .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn create(path: impl AsRef<Path>, len: usize) -> Result<Self> {
         let path = path.as_ref();
         let mapping = Mapping::create_new(path, len)
@@ -124,6 +394,28 @@ impl FileMedium {
     /// # Errors
     /// [`Error::AlreadyOpen`] if another handle has it open;
     /// [`Error::Truncated`] if it is shorter than `min_len`; [`Error::Io`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Error, FileMedium, Medium};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("raw");
+    /// drop(FileMedium::create(&path, 8192)?);
+    ///
+    /// let medium = FileMedium::open(&path, 4096)?;
+    /// assert_eq!(medium.len(), 8192);
+    /// // Locked while open, even against this process.
+    /// assert!(matches!(FileMedium::open(&path, 4096), Err(Error::AlreadyOpen { .. })));
+    /// drop(medium);
+    /// assert!(matches!(
+    ///     FileMedium::open(&path, 1 << 20),
+    ///     Err(Error::Truncated { expected: 1048576, found: 8192 })
+    /// ));
+    /// # Ok(()) }
+    /// ```
     pub fn open(path: impl AsRef<Path>, min_len: usize) -> Result<Self> {
         let path = path.as_ref();
         let file = lock(path)?;
@@ -166,12 +458,46 @@ impl FileMedium {
     }
 
     /// The pool file.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { n: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("pool");
+    /// let pool = Pool::<Root>::create(&path, "demo", 1 << 20)?;
+    /// assert_eq!(pool.medium().path(), path);
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// Whether the mapping is persistent memory (flushes), or not (msync).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::pmem_sys::raw;
+    /// use pmem_typed::{FileMedium, Medium};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let medium = FileMedium::create(dir.path().join("raw"), 4096)?;
+    /// // Decided by pmem-sys when the file is mapped (`PMEM_IS_PMEM_FORCE=1` forces it).
+    /// assert_eq!(medium.is_pmem(), raw::is_pmem(medium.base(), medium.len()));
+    /// if !medium.is_pmem() {
+    ///     println!("{} is not persistent memory: flushing uses msync", dir.path().display());
+    /// }
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn is_pmem(&self) -> bool {
         self.is_pmem

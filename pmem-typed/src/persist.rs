@@ -11,6 +11,19 @@ use bytemuck::Pod;
 use crate::pptr::{PPtr, PSlice};
 
 /// One field of a [`TypeLayout`].
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::{FieldInfo, Persist};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Reading { sensor: u32, flags: u32, value: f64 }
+///
+/// let value: &FieldInfo = &Reading::LAYOUT.fields[2];
+/// assert_eq!((value.name, value.offset, value.size), ("value", 8, 8));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FieldInfo {
     /// The field's name.
@@ -23,6 +36,21 @@ pub struct FieldInfo {
 
 impl FieldInfo {
     /// Describes one field.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{FieldInfo, Persist};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Range { start: u64, end: u64 }
+    ///
+    /// assert_eq!(
+    ///     Range::LAYOUT.fields,
+    ///     [FieldInfo::new("start", 0, 8), FieldInfo::new("end", 8, 8)]
+    /// );
+    /// ```
     #[must_use]
     pub const fn new(name: &'static str, offset: usize, size: usize) -> Self {
         Self { name, offset, size }
@@ -35,6 +63,35 @@ impl FieldInfo {
 /// The fingerprint hashes field names, sizes and offsets (and the size and
 /// alignment of the whole) with FNV-1a; it does not depend on `type_name` or
 /// on the compiler, so it is stable across builds.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::{PPtr, Persist};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Account { id: u64, balance: u64 }
+///
+/// // The same fields under another name: the same fingerprint.
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Renamed { id: u64, balance: u64 }
+///
+/// // A field renamed: another fingerprint, so a pool refuses to open with it.
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Changed { id: u64, cents: u64 }
+///
+/// let layout = Account::LAYOUT;
+/// assert_eq!((layout.name, layout.size, layout.align), ("Account", 16, 8));
+/// assert_eq!(layout.fields.len(), 2);
+/// assert_eq!(layout.fingerprint, Renamed::LAYOUT.fingerprint);
+/// assert_ne!(layout.fingerprint, Changed::LAYOUT.fingerprint);
+/// // Primitives and pointers have layouts without fields.
+/// assert!(u64::LAYOUT.fields.is_empty());
+/// assert_eq!(PPtr::<Account>::LAYOUT.size, 8);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TypeLayout {
     /// A short name for messages (not part of the fingerprint).
@@ -51,6 +108,26 @@ pub struct TypeLayout {
 
 impl TypeLayout {
     /// The layout of a struct with the given fields.
+    ///
+    /// # Examples
+    ///
+    /// It is what `derive(Persist)` records:
+    ///
+    /// ```
+    /// use pmem_typed::{FieldInfo, Persist, TypeLayout};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Point { x: u64, y: u64 }
+    ///
+    /// const BY_HAND: TypeLayout = TypeLayout::of_struct(
+    ///     "Point",
+    ///     16,
+    ///     8,
+    ///     &[FieldInfo::new("x", 0, 8), FieldInfo::new("y", 8, 8)],
+    /// );
+    /// assert_eq!(BY_HAND, Point::LAYOUT);
+    /// ```
     #[must_use]
     pub const fn of_struct(
         name: &'static str,
@@ -79,6 +156,16 @@ impl TypeLayout {
 
     /// The layout of a type without named fields, identified by `kind`
     /// (e.g. "u64", "array", "pptr") and its size and alignment.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Persist, TypeLayout};
+    ///
+    /// assert_eq!(u64::LAYOUT, TypeLayout::of_scalar("u64", "u64", 8, 8));
+    /// // Same size and alignment, another kind: another fingerprint.
+    /// assert_ne!(u64::LAYOUT.fingerprint, i64::LAYOUT.fingerprint);
+    /// ```
     #[must_use]
     pub const fn of_scalar(
         name: &'static str,
@@ -127,6 +214,28 @@ const fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
 /// `LAYOUT` describes `Self` truthfully (size, alignment, field offsets and
 /// sizes within the struct), and `project` returns pointers to the fields
 /// `LAYOUT` lists, at their offsets.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::{PPtr, PSlice, Persist};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Entry { key: u64, tag: [u8; 8], next: PPtr<Entry> }
+///
+/// let names: Vec<&str> = Entry::LAYOUT.fields.iter().map(|f| f.name).collect();
+/// assert_eq!(names, ["key", "tag", "next"]);
+///
+/// // Primitives, arrays and persistent pointers implement it too, so
+/// // generic code can ask any storable type for its layout.
+/// fn bytes_in_pool<T: Persist>(count: u64) -> u64 {
+///     count * T::LAYOUT.size as u64
+/// }
+/// assert_eq!(bytes_in_pool::<Entry>(10), 240);
+/// assert_eq!(bytes_in_pool::<[u32; 3]>(1), 12);
+/// assert_eq!(bytes_in_pool::<PSlice<Entry>>(1), 16);
+/// ```
 pub unsafe trait Persist: Pod {
     /// One persistent pointer per field (`()` for types without fields).
     type Fields: Copy;
@@ -135,10 +244,62 @@ pub unsafe trait Persist: Pod {
     const LAYOUT: TypeLayout;
 
     /// The field projections of `base`.
+    ///
+    /// [`PPtr::fields`] calls this; it is rarely called directly.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{PPtr, Persist};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Span { start: u64, len: u32, flags: u32 }
+    ///
+    /// let span: PPtr<Span> = PPtr::from_offset(4096);
+    /// let fields: SpanFields = Span::project(span);
+    /// assert_eq!(fields.len.offset(), 4096 + 8);
+    /// assert_eq!(fields.flags.offset(), 4096 + 12);
+    /// assert_eq!(fields.flags, span.fields().flags);
+    /// ```
     fn project(base: PPtr<Self>) -> Self::Fields;
 
     /// Visits every persistent pointer this value holds (for reachability
     /// checks). The default holds none.
+    ///
+    /// `derive(Persist)` traces every field that is a [`PPtr`], a
+    /// [`PSlice`], or a type implementing `Persist` in turn; an offset kept in
+    /// a plain integer is not a pointer to it. To keep pointers in another
+    /// form, implement `Persist` by hand (see [`Tracer`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{PPtr, Persist, Pool};
+    /// use pmem_typed::sim::SimMedium;
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { node: PPtr<Node>, raw_offset: u64 }
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Node { value: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let medium = SimMedium::new(64 << 10, 64 << 10);
+    /// let empty = Root { node: PPtr::null(), raw_offset: 0 };
+    /// let mut pool = Pool::create_on(medium, "trace", empty)?;
+    /// let root = pool.root();
+    /// let node = pool.alloc(root.fields().node, Node { value: 1 })?;
+    /// assert_eq!(pool.check().reachable_blocks, 1); // traced through `node`
+    ///
+    /// // Keep the offset as a plain number instead: `check` cannot follow it.
+    /// pool.set(root.fields().raw_offset, node.offset())?;
+    /// pool.set(root.fields().node, PPtr::null())?;
+    /// assert_eq!(pool.check().leaked, [(node.offset(), 64)]);
+    /// # Ok(()) }
+    /// ```
     fn trace(&self, tracer: &mut Tracer) {
         let _ = tracer;
     }
@@ -211,6 +372,54 @@ type TraceFn = unsafe fn(*const u8, u64, &mut Tracer);
 /// [`Pool::check`](crate::Pool::check). Implementations of
 /// [`Persist::trace`] call [`visit_ptr`](Self::visit_ptr) and
 /// [`visit_slice`](Self::visit_slice).
+///
+/// # Examples
+///
+/// A pointer with a tag in its low bits is not a [`PPtr`], so its type
+/// implements [`Persist`] by hand and traces the pointer it holds:
+///
+/// ```
+/// use bytemuck::{Pod, Zeroable};
+/// use pmem_typed::{PPtr, Persist, Pool, Tracer, TypeLayout};
+/// use pmem_typed::sim::SimMedium;
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Node { value: u64 }
+///
+/// /// A `PPtr<Node>` whose lowest bit marks the node as pinned.
+/// #[derive(Clone, Copy, Pod, Zeroable)]
+/// #[repr(C)]
+/// struct Tagged { bits: u64 }
+///
+/// // SAFETY: `Tagged` is one `u64` (size 8, align 8) and has no fields to project.
+/// unsafe impl Persist for Tagged {
+///     type Fields = ();
+///     const LAYOUT: TypeLayout = TypeLayout::of_scalar("Tagged", "tagged-pptr", 8, 8);
+///     fn project(_base: PPtr<Self>) {}
+///     fn trace(&self, tracer: &mut Tracer) {
+///         tracer.visit_ptr(PPtr::<Node>::from_offset(self.bits & !1));
+///     }
+/// }
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Root { fresh: PPtr<Node>, pinned: Tagged }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let medium = SimMedium::new(64 << 10, 64 << 10);
+/// let empty = Root { fresh: PPtr::null(), pinned: Tagged { bits: 0 } };
+/// let mut pool = Pool::create_on(medium, "tagged", empty)?;
+/// let root = pool.root();
+/// let node = pool.alloc(root.fields().fresh, Node { value: 5 })?;
+/// pool.set(root.fields().pinned, Tagged { bits: node.offset() | 1 })?;
+/// pool.set(root.fields().fresh, PPtr::null())?;
+/// // The node is reached through the tagged pointer alone.
+/// let report = pool.check();
+/// assert!(report.is_consistent(), "{report}");
+/// assert_eq!(report.reachable_blocks, 1);
+/// # Ok(()) }
+/// ```
 #[derive(Default)]
 pub struct Tracer {
     pub(crate) pending: Vec<Visit>,
@@ -235,6 +444,52 @@ pub(crate) struct Visit {
 
 impl Tracer {
     /// Records a pointer to a `T` (nothing for null).
+    ///
+    /// # Examples
+    ///
+    /// A pointer kept compactly, as a 32-bit count of cache lines:
+    ///
+    /// ```
+    /// use bytemuck::{Pod, Zeroable};
+    /// use pmem_typed::{PPtr, Persist, Pool, Tracer, TypeLayout};
+    /// use pmem_typed::sim::SimMedium;
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Node { value: u64 }
+    ///
+    /// /// A `PPtr<Node>` divided by 64 (blocks are 64-byte aligned); 0 is null.
+    /// #[derive(Clone, Copy, Pod, Zeroable)]
+    /// #[repr(C)]
+    /// struct LinePtr { line: u32 }
+    ///
+    /// // SAFETY: `LinePtr` is one `u32` (size 4, align 4) with no fields to project.
+    /// unsafe impl Persist for LinePtr {
+    ///     type Fields = ();
+    ///     const LAYOUT: TypeLayout = TypeLayout::of_scalar("LinePtr", "line-pptr", 4, 4);
+    ///     fn project(_base: PPtr<Self>) {}
+    ///     fn trace(&self, tracer: &mut Tracer) {
+    ///         // Null (line 0) is skipped by `visit_ptr`.
+    ///         tracer.visit_ptr(PPtr::<Node>::from_offset(u64::from(self.line) * 64));
+    ///     }
+    /// }
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { fresh: PPtr<Node>, links: [LinePtr; 2] }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let medium = SimMedium::new(64 << 10, 64 << 10);
+    /// let empty = Root { fresh: PPtr::null(), links: [LinePtr { line: 0 }; 2] };
+    /// let mut pool = Pool::create_on(medium, "lines", empty)?;
+    /// let root = pool.root();
+    /// let node = pool.alloc(root.fields().fresh, Node { value: 5 })?;
+    /// let line = LinePtr { line: (node.offset() / 64) as u32 };
+    /// pool.set(root.fields().links, [line, LinePtr { line: 0 }])?;
+    /// pool.set(root.fields().fresh, PPtr::null())?;
+    /// assert!(pool.check().is_consistent(), "reached through `links[0]`");
+    /// # Ok(()) }
+    /// ```
     pub fn visit_ptr<T: Persist>(&mut self, ptr: PPtr<T>) {
         if !ptr.is_null() {
             self.pending.push(Visit {
@@ -247,6 +502,46 @@ impl Tracer {
     }
 
     /// Records a slice of `T`s (nothing for the empty slice).
+    ///
+    /// # Examples
+    ///
+    /// A reference to a blob that keeps a checksum beside a 32-bit length:
+    ///
+    /// ```
+    /// use bytemuck::{Pod, Zeroable};
+    /// use pmem_typed::{PPtr, PSlice, Persist, Pool, Tracer, TypeLayout};
+    /// use pmem_typed::sim::SimMedium;
+    ///
+    /// #[derive(Clone, Copy, Pod, Zeroable)]
+    /// #[repr(C)]
+    /// struct Blob { offset: u64, len: u32, crc: u32 }
+    ///
+    /// // SAFETY: `Blob` is 16 bytes, 8-aligned, without padding, with no fields to project.
+    /// unsafe impl Persist for Blob {
+    ///     type Fields = ();
+    ///     const LAYOUT: TypeLayout = TypeLayout::of_scalar("Blob", "crc-blob", 16, 8);
+    ///     fn project(_base: PPtr<Self>) {}
+    ///     fn trace(&self, tracer: &mut Tracer) {
+    ///         tracer.visit_slice(PSlice::<u8>::from_raw_parts(self.offset, u64::from(self.len)));
+    ///     }
+    /// }
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { fresh: PSlice<u8>, blob: Blob }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let medium = SimMedium::new(64 << 10, 64 << 10);
+    /// let empty = Root { fresh: PSlice::empty(), blob: Blob { offset: 0, len: 0, crc: 0 } };
+    /// let mut pool = Pool::create_on(medium, "blobs", empty)?;
+    /// let root = pool.root();
+    /// let bytes = pool.alloc_slice(root.fields().fresh, b"hello")?;
+    /// let blob = Blob { offset: bytes.offset(), len: 5, crc: 0x3610_a686 };
+    /// pool.set(root.fields().blob, blob)?;
+    /// pool.set(root.fields().fresh, PSlice::empty())?;
+    /// assert!(pool.check().is_consistent(), "reached through `blob`");
+    /// # Ok(()) }
+    /// ```
     pub fn visit_slice<T: Persist>(&mut self, slice: PSlice<T>) {
         if !slice.is_empty() {
             self.pending.push(Visit {

@@ -35,6 +35,15 @@ pub struct PPtr<T> {
 
 impl<T> PPtr<T> {
     /// The null pointer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::PPtr;
+    /// let end: PPtr<u64> = PPtr::null();
+    /// assert!(end.is_null());
+    /// assert_eq!(end, PPtr::default());
+    /// ```
     #[must_use]
     pub const fn null() -> Self {
         Self {
@@ -44,6 +53,28 @@ impl<T> PPtr<T> {
     }
 
     /// A pointer to offset `offset`. Any value is accepted: resolution checks it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Error, PPtr, Persist, Pool};
+    /// use pmem_typed::sim::SimMedium;
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { value: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let medium = SimMedium::new(64 << 10, 64 << 10);
+    /// let pool = Pool::create_on(medium, "demo", Root { value: 7 })?;
+    /// // The root lives at offset 4096, so this is a pointer to it...
+    /// let root: PPtr<Root> = PPtr::from_offset(4096);
+    /// assert_eq!(pool.get(root)?.value, 7);
+    /// // ...while an offset past the end is refused when resolved.
+    /// let wild: PPtr<Root> = PPtr::from_offset(1 << 40);
+    /// assert!(matches!(pool.get(wild), Err(Error::BadPointer { .. })));
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub const fn from_offset(offset: u64) -> Self {
         Self {
@@ -53,18 +84,50 @@ impl<T> PPtr<T> {
     }
 
     /// The byte offset from the start of the pool (0 for null).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::PPtr;
+    /// assert_eq!(PPtr::<u32>::from_offset(8192).offset(), 8192);
+    /// assert_eq!(PPtr::<u32>::null().offset(), 0);
+    /// ```
     #[must_use]
     pub const fn offset(self) -> u64 {
         self.offset
     }
 
     /// Whether this is the null pointer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{PPtr, Persist};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Node { value: u64, next: PPtr<Node> }
+    ///
+    /// // The end of a list is a null `next`.
+    /// let last = Node { value: 3, next: PPtr::null() };
+    /// assert!(last.next.is_null());
+    /// assert!(!PPtr::<Node>::from_offset(4096).is_null());
+    /// ```
     #[must_use]
     pub const fn is_null(self) -> bool {
         self.offset == 0
     }
 
     /// The same offset as a pointer to `U`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::PPtr;
+    /// let word: PPtr<u64> = PPtr::from_offset(4096);
+    /// let bytes: PPtr<[u8; 8]> = word.cast();
+    /// assert_eq!(bytes.offset(), word.offset());
+    /// ```
     #[must_use]
     pub const fn cast<U>(self) -> PPtr<U> {
         PPtr::from_offset(self.offset)
@@ -77,6 +140,30 @@ impl<T> PPtr<T> {
     /// bounds and alignment, and all types involved are plain data) but gives
     /// meaningless values; the generated projections of
     /// [`derive(Persist)`](macro@crate::Persist) are always right.
+    ///
+    /// # Examples
+    ///
+    /// Arrays have no field projections; `project` reaches their elements:
+    ///
+    /// ```
+    /// use pmem_typed::{PPtr, Persist, Pool};
+    /// use pmem_typed::sim::SimMedium;
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { slots: [u64; 4] }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let medium = SimMedium::new(64 << 10, 64 << 10);
+    /// let mut pool = Pool::create_on(medium, "slots", Root { slots: [0; 4] })?;
+    /// let slots: PPtr<[u64; 4]> = pool.root().fields().slots;
+    /// let third: PPtr<u64> = slots.project(2 * size_of::<u64>());
+    /// pool.set(third, 9)?;
+    /// assert_eq!(pool.get(pool.root())?.slots, [0, 0, 9, 0]);
+    /// // Projecting from null stays null.
+    /// assert!(PPtr::<[u64; 4]>::null().project::<u64>(16).is_null());
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub const fn project<U>(self, offset: usize) -> PPtr<U> {
         if self.offset == 0 {
@@ -166,6 +253,16 @@ pub struct PSlice<T> {
 
 impl<T> PSlice<T> {
     /// The empty slice (null offset, no elements).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::PSlice;
+    /// let none: PSlice<u32> = PSlice::empty();
+    /// assert!(none.is_empty());
+    /// assert!(none.as_pptr().is_null());
+    /// assert_eq!(none, PSlice::default());
+    /// ```
     #[must_use]
     pub const fn empty() -> Self {
         Self {
@@ -177,6 +274,15 @@ impl<T> PSlice<T> {
 
     /// A slice of `len` elements at `offset`. Any values are accepted:
     /// resolution checks them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::PSlice;
+    /// let s: PSlice<u16> = PSlice::from_raw_parts(4096, 3);
+    /// assert_eq!((s.offset(), s.len()), (4096, 3));
+    /// assert_eq!(s.byte_len(), Some(6));
+    /// ```
     #[must_use]
     pub const fn from_raw_parts(offset: u64, len: u64) -> Self {
         Self {
@@ -187,24 +293,83 @@ impl<T> PSlice<T> {
     }
 
     /// Offset of the first element.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::PSlice;
+    /// let s: PSlice<u64> = PSlice::from_raw_parts(8192, 4);
+    /// assert_eq!(s.offset(), 8192);
+    /// assert_eq!(s.offset(), s.at(0).unwrap().offset());
+    /// ```
     #[must_use]
     pub const fn offset(self) -> u64 {
         self.offset
     }
 
     /// Number of elements.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{PSlice, Pool, Persist};
+    /// use pmem_typed::sim::SimMedium;
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { samples: PSlice<u32> }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let medium = SimMedium::new(64 << 10, 64 << 10);
+    /// let mut pool = Pool::create_on(medium, "samples", Root { samples: PSlice::empty() })?;
+    /// let samples = pool.alloc_slice(pool.root().fields().samples, &[3, 1, 4, 1, 5])?;
+    /// assert_eq!(samples.len(), 5);
+    /// assert_eq!(pool.get_slice(samples)?.len(), 5);
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub const fn len(self) -> u64 {
         self.len
     }
 
     /// Whether the slice has no elements.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::PSlice;
+    /// assert!(PSlice::<u8>::empty().is_empty());
+    /// assert!(PSlice::<u8>::from_raw_parts(4096, 0).is_empty());
+    /// assert!(!PSlice::<u8>::from_raw_parts(4096, 1).is_empty());
+    /// ```
     #[must_use]
     pub const fn is_empty(self) -> bool {
         self.len == 0
     }
 
     /// Pointer to element `index`, or `None` past the end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{PSlice, Pool, Persist};
+    /// use pmem_typed::sim::SimMedium;
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { scores: PSlice<u64> }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let medium = SimMedium::new(64 << 10, 64 << 10);
+    /// let mut pool = Pool::create_on(medium, "scores", Root { scores: PSlice::empty() })?;
+    /// let scores = pool.alloc_slice(pool.root().fields().scores, &[10, 20, 30])?;
+    /// let second = scores.at(1).expect("three elements");
+    /// assert_eq!(*pool.get(second)?, 20);
+    /// pool.set(second, 25)?;
+    /// assert_eq!(pool.get_slice(scores)?, [10, 25, 30]);
+    /// assert!(scores.at(3).is_none());
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn at(self, index: u64) -> Option<PPtr<T>> {
         if index >= self.len {
@@ -217,12 +382,30 @@ impl<T> PSlice<T> {
     }
 
     /// Pointer to the first element (null for the empty slice).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::PSlice;
+    /// let s: PSlice<u32> = PSlice::from_raw_parts(4096, 8);
+    /// assert_eq!(s.as_pptr(), s.at(0).unwrap());
+    /// assert!(PSlice::<u32>::empty().as_pptr().is_null());
+    /// ```
     #[must_use]
     pub const fn as_pptr(self) -> PPtr<T> {
         PPtr::from_offset(self.offset)
     }
 
     /// Size of the elements in bytes, or `None` if it overflows.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::PSlice;
+    /// assert_eq!(PSlice::<u64>::from_raw_parts(4096, 10).byte_len(), Some(80));
+    /// // A corrupted length is caught rather than wrapped around.
+    /// assert_eq!(PSlice::<u64>::from_raw_parts(4096, u64::MAX).byte_len(), None);
+    /// ```
     #[must_use]
     pub fn byte_len(self) -> Option<u64> {
         self.len.checked_mul(size_of::<T>() as u64)
