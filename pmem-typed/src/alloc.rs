@@ -76,6 +76,38 @@ pub(crate) struct Reservation {
 }
 
 /// Allocation statistics.
+///
+/// From [`Pool::stats`](crate::Pool::stats), or
+/// [`Inspection::stats`](crate::inspect::Inspection::stats) for a pool file
+/// that is not open.
+///
+/// # Examples
+///
+/// Small objects share chunks divided into blocks of one size class; large
+/// ones take runs of whole 16 KiB chunks:
+///
+/// ```
+/// use pmem_typed::{PPtr, PSlice, Persist, Pool};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Root { config: PPtr<[u64; 4]>, log: PSlice<u8> }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let mut pool = Pool::<Root>::create(dir.path().join("pool"), "stats", 1 << 20)?;
+/// let root = pool.root();
+/// pool.alloc(root.fields().config, [0; 4])?; // 32 bytes: a 64-byte block
+/// pool.alloc_slice_zeroed(root.fields().log, 40_000)?; // 40,000 bytes: 3 chunks
+///
+/// let stats = pool.stats();
+/// assert_eq!(stats.chunks, 63); // 1 MiB less the header, root and chunk table
+/// assert_eq!(stats.classes[0], (64, 1, 1, 256)); // 1 chunk of 64-byte blocks, 1 of 256 used
+/// assert_eq!(stats.runs, (1, 3));
+/// assert_eq!(stats.free_chunks, 63 - 1 - 3);
+/// assert_eq!(stats.allocated_bytes, 64 + 3 * 16 * 1024);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HeapStats {
     /// Chunks in the heap.

@@ -10,6 +10,38 @@ use crate::persist::{Persist, Tracer};
 use crate::pool::Pool;
 
 /// The findings of [`Pool::check`].
+///
+/// # Examples
+///
+/// Overwriting the only pointer to a block leaks it: the allocator still has
+/// it, but nothing reaches it.
+///
+/// ```
+/// use pmem_typed::{PPtr, Persist, Pool};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Root { head: PPtr<Node> }
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Node { value: u64 }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let mut pool = Pool::<Root>::create(dir.path().join("pool"), "leak", 1 << 20)?;
+/// let head = pool.root().fields().head;
+/// let node = pool.alloc(head, Node { value: 1 })?;
+/// assert_eq!(pool.check().reachable_blocks, 1);
+///
+/// pool.set(head, PPtr::null())?; // should have been `pool.free(head)`
+/// let report = pool.check();
+/// assert_eq!(report.leaked, [(node.offset(), 64)]); // the 16-byte node took a 64-byte block
+/// let text = report.to_string();
+/// assert!(text.starts_with("1 allocated blocks (64 bytes), 0 reachable, 1 leaked, 0 problems\n"));
+/// assert!(text.contains(&format!("leaked: 64 bytes at {:#x}", node.offset())));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CheckReport {
     /// Allocated blocks.
@@ -26,6 +58,27 @@ pub struct CheckReport {
 
 impl CheckReport {
     /// No leaks and no problems.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{PPtr, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { name: PPtr<[u8; 32]> }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Pool::<Root>::create(dir.path().join("pool"), "names", 1 << 20)?;
+    /// assert!(pool.check().is_consistent(), "a fresh pool");
+    ///
+    /// let name = pool.root().fields().name;
+    /// pool.alloc(name, *b"persistent memory, typed........")?;
+    /// pool.free(name)?; // unpublishes and frees in one step: nothing leaks
+    /// assert!(pool.check().is_consistent());
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn is_consistent(&self) -> bool {
         self.leaked.is_empty() && self.problems.is_empty()
@@ -62,6 +115,40 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     /// are misaligned, out of bounds, or point into memory that is not
     /// allocated. Pointers kept in fields that are not `PPtr`/`PSlice` (raw
     /// `u64` offsets, say) are not followed, so what they reach shows as leaked.
+    ///
+    /// # Examples
+    ///
+    /// A pointer to memory that was never allocated is reported, not followed:
+    ///
+    /// ```
+    /// use pmem_typed::{PPtr, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { first: PPtr<Node>, stray: PPtr<Node> }
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Node { value: u64, next: PPtr<Node> }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Pool::<Root>::create(dir.path().join("pool"), "check", 1 << 20)?;
+    /// let root = pool.root();
+    /// let first = pool.alloc(root.fields().first, Node { value: 1, next: PPtr::null() })?;
+    /// pool.alloc(first.fields().next, Node { value: 2, next: PPtr::null() })?;
+    /// let report = pool.check();
+    /// assert_eq!((report.allocated_blocks, report.reachable_blocks), (2, 2));
+    /// assert!(report.is_consistent());
+    ///
+    /// // Well aligned and inside the pool, but not in an allocated block.
+    /// let wild = PPtr::from_offset(pool.size() - 4096);
+    /// pool.set(root.fields().stray, wild)?;
+    /// let report = pool.check();
+    /// assert_eq!(report.problems.len(), 1);
+    /// assert!(report.problems[0].ends_with("not inside an allocated block"), "{report}");
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn check(&self) -> CheckReport {
         let blocks = self.allocated_blocks();

@@ -6,6 +6,31 @@ use std::io;
 use std::path::PathBuf;
 
 /// Why a pool operation failed.
+///
+/// Every variant's message says what was expected and what was found.
+///
+/// # Examples
+///
+/// Opening a pool under another layout name is refused before recovery
+/// writes anything:
+///
+/// ```
+/// use pmem_typed::{Error, Persist, Pool};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Root { n: u64 }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("pool");
+/// drop(Pool::<Root>::create(&path, "inventory", 1 << 20)?);
+///
+/// let err = Pool::<Root>::open(&path, "ledger").expect_err("another layout");
+/// assert!(matches!(&err, Error::WrongLayout { found, .. } if found == "inventory"));
+/// assert_eq!(err.to_string(), r#"wrong layout: expected "ledger", found "inventory""#);
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -111,6 +136,41 @@ pub enum Error {
 }
 
 /// Why a persistent pointer cannot be resolved.
+///
+/// It is the `reason` of [`Error::BadPointer`]: pointers read from media are
+/// checked when resolved, so a corrupted or unset one is an error, not
+/// undefined behaviour.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::{Error, PPtr, Persist, PointerProblem, Pool};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Root { count: PPtr<u64> }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let pool = Pool::<Root>::create(dir.path().join("pool"), "ptrs", 1 << 20)?;
+///
+/// // A fresh root's pointers are null until something is published there.
+/// let count = pool.get(pool.root())?.count;
+/// assert!(matches!(
+///     pool.get(count),
+///     Err(Error::BadPointer { reason: PointerProblem::Null, .. })
+/// ));
+///
+/// // An offset that is not a multiple of the target's alignment.
+/// let err = pool.get(PPtr::<u64>::from_offset(4097)).expect_err("misaligned");
+/// let Error::BadPointer { reason, .. } = &err else { panic!("{err}") };
+/// assert_eq!(*reason, PointerProblem::Misaligned { align: 8 });
+/// assert_eq!(
+///     err.to_string(),
+///     "bad persistent pointer 0x1001 to 8 bytes: it is not 8-byte aligned"
+/// );
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PointerProblem {
@@ -129,6 +189,41 @@ pub enum PointerProblem {
 }
 
 /// One way the root type differs from the pool's record of it.
+///
+/// [`Error::RootTypeMismatch`] lists them when a pool is opened with a root
+/// type whose layout changed since the pool was created.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::{Error, FieldDifference, Persist, Pool};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct RootV1 { hits: u64 }
+///
+/// // A later version of the program added a field.
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct RootV2 { hits: u64, misses: u64 }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("pool");
+/// drop(Pool::<RootV1>::create(&path, "cache", 1 << 20)?);
+///
+/// let err = Pool::<RootV2>::open(&path, "cache").expect_err("the root type changed");
+/// let Error::RootTypeMismatch { differences, .. } = &err else { panic!("{err}") };
+/// assert_eq!(*differences, [
+///     FieldDifference::Size { expected: 16, found: 8 },
+///     FieldDifference::Added { name: "misses".into(), offset: 8, size: 8 },
+/// ]);
+/// assert_eq!(
+///     differences[1].to_string(),
+///     "field `misses` (8 bytes at 8) is in the type but not in the pool"
+/// );
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FieldDifference {
     /// The whole type's size changed.
@@ -334,6 +429,34 @@ impl fmt::Debug for Bytes<'_> {
 }
 
 /// `Result` with [`Error`].
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::{PPtr, Persist, Pool, Result};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Root { visits: u64 }
+///
+/// /// Counts a visit, durably; any pool error goes to the caller.
+/// fn visit(path: &std::path::Path) -> Result<u64> {
+///     let mut pool = Pool::<Root>::open(path, "visits")?;
+///     let visits: PPtr<u64> = pool.root().fields().visits;
+///     let next = *pool.get(visits)? + 1;
+///     pool.set(visits, next)?;
+///     Ok(next)
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("pool");
+/// drop(Pool::<Root>::create(&path, "visits", 1 << 20)?);
+/// assert_eq!(visit(&path)?, 1);
+/// assert_eq!(visit(&path)?, 2);
+/// assert!(visit(&dir.path().join("missing")).is_err());
+/// # Ok(()) }
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]

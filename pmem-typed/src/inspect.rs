@@ -11,6 +11,39 @@ use crate::medium::{FileMedium, Medium};
 use crate::pool::{PoolInfo, read_header};
 
 /// The state of a redo record slot.
+///
+/// # Examples
+///
+/// A crash while a record is being written leaves bytes that fail its CRC:
+///
+/// ```
+/// use std::os::unix::fs::FileExt;
+///
+/// use pmem_typed::inspect::{RedoState, inspect};
+/// use pmem_typed::layout::REDO_OFFSET;
+/// use pmem_typed::{Persist, Pool};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Root { n: u64 }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("pool");
+/// drop(Pool::<Root>::create(&path, "redo", 1 << 20)?);
+/// assert_eq!(inspect(&path)?.redo, [RedoState::Empty, RedoState::Empty]);
+///
+/// // Half of a record in slot A, as a torn write leaves it.
+/// let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+/// file.write_all_at(&[0xab; 32], REDO_OFFSET as u64)?;
+/// drop(file);
+/// assert_eq!(inspect(&path)?.redo[0], RedoState::Torn);
+///
+/// // Opening the pool ignores it and clears the slot.
+/// drop(Pool::<Root>::open(&path, "redo")?);
+/// assert_eq!(inspect(&path)?.redo[0], RedoState::Empty);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RedoState {
@@ -33,6 +66,38 @@ pub enum RedoState {
 }
 
 /// What a pool holds, read without changing it.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::inspect::inspect;
+/// use pmem_typed::{PPtr, Persist, Pool};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Root { head: PPtr<Node> }
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Node { value: u64, next: PPtr<Node> }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("pool");
+/// let node = {
+///     let mut pool = Pool::<Root>::create(&path, "list", 1 << 20)?;
+///     pool.alloc(pool.root().fields().head, Node { value: 1, next: PPtr::null() })?
+/// }; // closed: a pool that is open cannot be inspected
+///
+/// // No need to know the root type: the header records it.
+/// let report = inspect(&path)?;
+/// assert_eq!((report.info.layout.as_str(), report.info.root_name.as_str()), ("list", "Root"));
+/// assert_eq!(report.info.root_fields[0], ("head".to_string(), 0, 8));
+/// assert_eq!(report.file_size, 1 << 20);
+/// assert_eq!(report.blocks, Some(vec![(node.offset(), 64)]));
+/// assert_eq!(report.stats.map(|s| s.allocated_bytes), Some(64));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Inspection {
     /// The header.
@@ -52,6 +117,38 @@ pub struct Inspection {
 impl Inspection {
     /// Whether header and allocator metadata are consistent. A pending redo
     /// record is not a problem: the next open finishes it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::fs::FileExt;
+    ///
+    /// use pmem_typed::inspect::inspect;
+    /// use pmem_typed::{Error, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { n: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("pool");
+    /// drop(Pool::<Root>::create(&path, "damaged", 1 << 20)?);
+    /// let report = inspect(&path)?;
+    /// assert!(report.is_consistent());
+    ///
+    /// // Damage the first chunk descriptor's reserved words, which must be zero.
+    /// let descriptor = report.info.heap_offset;
+    /// let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+    /// file.write_all_at(&[1], descriptor + 40)?;
+    /// drop(file);
+    /// let report = inspect(&path)?;
+    /// assert!(!report.is_consistent());
+    /// assert!(report.problems[0].starts_with("corrupt pool: chunk 0 of zone 0"));
+    /// // Opening refuses the pool for the same reason.
+    /// assert!(matches!(Pool::<Root>::open(&path, "damaged"), Err(Error::Corrupt { .. })));
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn is_consistent(&self) -> bool {
         self.problems.is_empty()
@@ -93,6 +190,36 @@ pub fn inspect(path: impl AsRef<Path>) -> Result<Inspection> {
 ///
 /// # Errors
 /// As for [`inspect`].
+///
+/// # Examples
+///
+/// [`inspect`] refuses a pool file that is open; a copy of its bytes in
+/// memory (on the crash simulator's `SimMedium`, feature `sim`) can still be
+/// inspected:
+///
+/// ```
+/// use pmem_typed::inspect::{RedoState, inspect, inspect_medium};
+/// use pmem_typed::sim::SimMedium;
+/// use pmem_typed::{Error, PSlice, Persist, Pool};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Root { samples: PSlice<u32> }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("pool");
+/// let mut pool = Pool::<Root>::create(&path, "samples", 1 << 20)?;
+/// pool.alloc_slice(pool.root().fields().samples, &[1, 2, 3])?;
+/// assert!(matches!(inspect(&path), Err(Error::AlreadyOpen { .. })));
+///
+/// let image = std::fs::read(&path)?;
+/// let report = inspect_medium(&SimMedium::from_image(&image, image.len()), image.len() as u64)?;
+/// assert_eq!(report.info.size, 1 << 20);
+/// assert_eq!(report.blocks.map(|b| b.len()), Some(1));
+/// assert!(report.redo.iter().all(|r| *r == RedoState::Empty), "no operation in flight");
+/// # Ok(()) }
+/// ```
 pub fn inspect_medium<M: Medium>(medium: &M, file_size: u64) -> Result<Inspection> {
     let (info, _) = read_header(medium)?;
     let geometry = Geometry {

@@ -19,6 +19,31 @@ use crate::persist::{Persist, TypeLayout};
 use crate::pptr::{PPtr, PSlice};
 
 /// What a pool's header records, for display and inspection.
+///
+/// # Examples
+///
+/// The record of the root type is what [`Pool::open`] checks the program's
+/// root type against:
+///
+/// ```
+/// use pmem_typed::{PPtr, Persist, Pool};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Catalog { count: u64, first: PPtr<u64> }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let pool = Pool::<Catalog>::create(dir.path().join("catalog.pool"), "catalog", 1 << 20)?;
+/// let info = pool.info();
+/// assert_eq!((info.layout.as_str(), info.size), ("catalog", 1 << 20));
+/// assert_eq!(info.root_name, "Catalog");
+/// assert_eq!((info.root_size, info.root_align), (16, 8));
+/// assert_eq!(info.root_fingerprint, Catalog::LAYOUT.fingerprint);
+/// assert_eq!(info.root_field_count, 2);
+/// assert_eq!(info.root_fields, [("count".to_owned(), 0, 8), ("first".to_owned(), 8, 8)]);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolInfo {
     /// The format version.
@@ -49,6 +74,29 @@ pub struct PoolInfo {
 
 impl PoolInfo {
     /// The UUID in its usual text form.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { n: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let (a, b) = (dir.path().join("a.pool"), dir.path().join("b.pool"));
+    /// let id = Pool::<Root>::create(&a, "demo", 1 << 20)?.info().uuid_string();
+    /// // 8-4-4-4-12 hex digits, of a random (version 4) UUID.
+    /// assert_eq!(id.split('-').map(str::len).collect::<Vec<_>>(), [8, 4, 4, 4, 12]);
+    /// assert!(id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
+    /// assert_eq!(id.as_bytes()[14], b'4');
+    /// // Each pool has its own, kept across opens: it tells pools apart.
+    /// assert_eq!(Pool::<Root>::open(&a, "demo")?.info().uuid_string(), id);
+    /// assert_ne!(Pool::<Root>::create(&b, "demo", 1 << 20)?.info().uuid_string(), id);
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn uuid_string(&self) -> String {
         let u = &self.uuid;
@@ -146,6 +194,31 @@ impl<R: Persist> Pool<R, FileMedium> {
     /// [`Error::InvalidArgument`] for a bad layout name or size;
     /// [`Error::Io`] if the file cannot be created. A failed creation removes
     /// the file it created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Error, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Counter { hits: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("counter.pool");
+    /// let pool = Pool::<Counter>::create(&path, "counter", 1 << 20)?;
+    /// assert_eq!(pool.get(pool.root())?.hits, 0); // the root starts zeroed
+    /// assert_eq!(std::fs::metadata(&path)?.len(), 1 << 20);
+    /// drop(pool);
+    /// // An existing file is never overwritten...
+    /// let again = Pool::<Counter>::create(&path, "counter", 1 << 20);
+    /// assert!(matches!(again, Err(Error::Io { .. })));
+    /// // ...and a size too small for the header, root and heap is refused.
+    /// let tiny = Pool::<Counter>::create(dir.path().join("tiny.pool"), "counter", 4096);
+    /// assert!(matches!(tiny, Err(Error::InvalidArgument { .. })));
+    /// # Ok(()) }
+    /// ```
     #[track_caller]
     pub fn create(path: impl AsRef<Path>, layout: &str, size: usize) -> Result<Self> {
         Self::create_with(path, layout, size, R::zeroed())
@@ -155,6 +228,29 @@ impl<R: Persist> Pool<R, FileMedium> {
     ///
     /// # Errors
     /// As for [`create`](Self::create).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Config { version: u64, max_clients: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("config.pool");
+    /// // The pool exists only once its root holds this value: a crash during
+    /// // creation never leaves a pool with a zeroed root.
+    /// let defaults = Config { version: 1, max_clients: 64 };
+    /// drop(Pool::create_with(&path, "config", 1 << 20, defaults)?);
+    ///
+    /// let pool = Pool::<Config>::open(&path, "config")?;
+    /// let config = pool.get(pool.root())?;
+    /// assert_eq!((config.version, config.max_clients), (1, 64));
+    /// # Ok(()) }
+    /// ```
     #[track_caller]
     pub fn create_with(path: impl AsRef<Path>, layout: &str, size: usize, root: R) -> Result<Self> {
         let path = path.as_ref();
@@ -174,6 +270,41 @@ impl<R: Persist> Pool<R, FileMedium> {
     /// [`Error::ChecksumMismatch`], [`Error::WrongLayout`],
     /// [`Error::RootTypeMismatch`], [`Error::Truncated`],
     /// [`Error::AlreadyOpen`], [`Error::Corrupt`], [`Error::Io`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Error, FieldDifference, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Counter { hits: u64 }
+    ///
+    /// // A later version of the program's root type.
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct CounterV2 { hits: u64, misses: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("counter.pool");
+    /// drop(Pool::create_with(&path, "counter", 1 << 20, Counter { hits: 3 })?);
+    ///
+    /// let pool = Pool::<Counter>::open(&path, "counter")?;
+    /// assert_eq!(pool.get(pool.root())?.hits, 3);
+    /// drop(pool); // it is locked while open
+    /// // The layout name keeps a program from opening another program's pool...
+    /// let other = Pool::<Counter>::open(&path, "metrics");
+    /// assert!(matches!(other, Err(Error::WrongLayout { found, .. }) if found == "counter"));
+    /// // ...and the recorded root type, from reading it as a changed type.
+    /// let changed = Pool::<CounterV2>::open(&path, "counter");
+    /// let Err(Error::RootTypeMismatch { differences, .. }) = changed else {
+    ///     panic!("the root type changed");
+    /// };
+    /// let added = FieldDifference::Added { name: "misses".into(), offset: 8, size: 8 };
+    /// assert!(differences.contains(&added));
+    /// # Ok(()) }
+    /// ```
     #[track_caller]
     pub fn open(path: impl AsRef<Path>, layout: &str) -> Result<Self> {
         let path = path.as_ref();
@@ -257,6 +388,31 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a bad layout name or a medium too small.
+    ///
+    /// # Examples
+    ///
+    /// A pool in simulated persistent memory, as crash tests use:
+    ///
+    /// ```
+    /// use pmem_typed::sim::SimMedium;
+    /// use pmem_typed::{Error, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { generation: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let medium = SimMedium::new(64 << 10, 64 << 10);
+    /// let pool = Pool::create_on(medium, "sim", Root { generation: 1 })?;
+    /// assert_eq!(pool.size(), 64 << 10); // the whole medium
+    /// assert_eq!(pool.get(pool.root())?.generation, 1);
+    ///
+    /// // The medium must hold the header, the root and some heap.
+    /// let tiny = SimMedium::new(8 << 10, 8 << 10);
+    /// let refused = Pool::create_on(tiny, "sim", Root { generation: 1 });
+    /// assert!(matches!(refused, Err(Error::InvalidArgument { .. })));
+    /// # Ok(()) }
+    /// ```
     #[track_caller]
     pub fn create_on(medium: M, layout: &str, root: R) -> Result<Self> {
         medium.note("Pool::create", Location::caller());
@@ -333,6 +489,36 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// As for [`open`](Pool::open).
+    ///
+    /// # Examples
+    ///
+    /// A copy of a pool's bytes (a backup, say) opens as the same pool:
+    ///
+    /// ```
+    /// use pmem_typed::sim::SimMedium;
+    /// use pmem_typed::{Error, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { value: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let medium = SimMedium::new(64 << 10, 64 << 10);
+    /// // Clones of a `SimMedium` share its memory: this one is kept to copy it.
+    /// let mut pool = Pool::create_on(medium.clone(), "backup", Root { value: 0 })?;
+    /// pool.set(pool.root().fields().value, 42)?;
+    ///
+    /// let copy = SimMedium::from_image(&medium.live(), 64 << 10);
+    /// let restored = Pool::<Root, _>::open_on(copy, "backup")?;
+    /// assert_eq!(restored.get(restored.root())?.value, 42);
+    /// assert_eq!(restored.info().uuid, pool.info().uuid);
+    ///
+    /// // Bytes that are not a pool are refused.
+    /// let blank = SimMedium::new(64 << 10, 64 << 10);
+    /// let refused = Pool::<Root, _>::open_on(blank, "backup");
+    /// assert!(matches!(refused, Err(Error::NotAPool { found }) if found == [0; 8]));
+    /// # Ok(()) }
+    /// ```
     #[track_caller]
     pub fn open_on(medium: M, layout: &str) -> Result<Self> {
         medium.note("Pool::open (recovery)", Location::caller());
@@ -368,31 +554,165 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     }
 
     /// Gives the medium back (closing the pool).
+    ///
+    /// # Examples
+    ///
+    /// Closing a pool while keeping its memory, to inspect it or to open it
+    /// again as a restarted program would:
+    ///
+    /// ```
+    /// use pmem_typed::sim::SimMedium;
+    /// use pmem_typed::{Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { done: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let medium = SimMedium::new(64 << 10, 64 << 10);
+    /// let mut pool = Pool::create_on(medium, "jobs", Root { done: 0 })?;
+    /// pool.set(pool.root().fields().done, 5)?;
+    ///
+    /// let medium = pool.into_medium();
+    /// assert_eq!(medium.read_u64(4096), 5); // the root lives at offset 4096
+    /// let pool = Pool::<Root, _>::open_on(medium, "jobs")?;
+    /// assert_eq!(pool.get(pool.root())?.done, 5);
+    /// # Ok(()) }
+    /// ```
     pub fn into_medium(self) -> M {
         self.medium
     }
 
     /// The medium.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Medium, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { n: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("demo.pool");
+    /// let pool = Pool::<Root>::create(&path, "demo", 1 << 20)?;
+    /// // The medium knows where the pool lives and how flushes reach it.
+    /// assert_eq!(pool.medium().path(), path);
+    /// assert_eq!(pool.medium().len() as u64, pool.size());
+    /// let flushes = if pool.medium().is_pmem() { "cache flushes" } else { "msync" };
+    /// println!("{} persists with {flushes}", path.display());
+    /// # Ok(()) }
+    /// ```
     pub fn medium(&self) -> &M {
         &self.medium
     }
 
     /// What the header records.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Orders { count: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("orders.pool");
+    /// let uuid = Pool::<Orders>::create(&path, "orders", 1 << 20)?.info().uuid;
+    ///
+    /// let pool = Pool::<Orders>::open(&path, "orders")?;
+    /// let info = pool.info();
+    /// assert_eq!((info.layout.as_str(), info.size, info.uuid), ("orders", 1 << 20, uuid));
+    /// assert_eq!(info.root_name, "Orders");
+    /// println!("{} pool {} of {} bytes", info.layout, info.uuid_string(), info.size);
+    /// # Ok(()) }
+    /// ```
     pub fn info(&self) -> &PoolInfo {
         &self.info
     }
 
     /// Bytes in use.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { n: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("demo.pool");
+    /// let mut pool = Pool::<Root>::create(&path, "demo", 1 << 20)?;
+    /// assert_eq!(pool.size(), 1 << 20);
+    /// pool.grow(2 << 20)?;
+    /// assert_eq!(pool.size(), 2 << 20);
+    /// assert_eq!(std::fs::metadata(&path)?.len(), 2 << 20);
+    /// # Ok(()) }
+    /// ```
     pub fn size(&self) -> u64 {
         self.info.size
     }
 
     /// Allocation statistics.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{PSlice, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { samples: PSlice<u64> }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Pool::<Root>::create(dir.path().join("stats.pool"), "stats", 1 << 20)?;
+    /// assert_eq!(pool.stats().allocated_bytes, 0);
+    /// let samples = pool.root().fields().samples;
+    /// pool.alloc_slice(samples, &[0; 100])?; // 800 bytes
+    /// // Small allocations are rounded up to a size class: a 1024-byte block,
+    /// // the first of the 16 in a new chunk of that class.
+    /// let stats = pool.stats();
+    /// assert_eq!(stats.allocated_bytes, 1024);
+    /// assert!(stats.classes.contains(&(1024, 1, 1, 16)));
+    /// pool.free_slice(samples)?;
+    /// assert_eq!(pool.stats().allocated_bytes, 0);
+    /// # Ok(()) }
+    /// ```
     pub fn stats(&self) -> HeapStats {
         self.heap.stats()
     }
 
     /// The root object.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Settings { volume: u64, muted: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("settings.pool");
+    /// let mut pool = Pool::<Settings>::create(path, "settings", 1 << 20)?;
+    /// // The root always exists: everything else is reached from it.
+    /// let settings = pool.root();
+    /// pool.set(settings.fields().volume, 7)?;
+    /// assert_eq!(pool.get(settings)?.volume, 7);
+    /// assert_eq!(settings.offset(), 4096); // the page after the header
+    /// # Ok(()) }
+    /// ```
     #[inline]
     pub fn root(&self) -> PPtr<R> {
         PPtr::from_offset(PAGE as u64)
@@ -447,6 +767,35 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// [`Error::BadPointer`] if `ptr` is null, out of bounds or misaligned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Error, PPtr, Persist, PointerProblem, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { head: PPtr<Node> }
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Node { value: u64, next: PPtr<Node> }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Pool::<Root>::create(dir.path().join("list.pool"), "list", 1 << 20)?;
+    /// pool.alloc(pool.root().fields().head, Node { value: 1, next: PPtr::null() })?;
+    /// let node: &Node = pool.get(pool.get(pool.root())?.head)?;
+    /// assert_eq!(node.value, 1);
+    /// // Every pointer is checked: following the end of the list is an error...
+    /// let end = pool.get(node.next);
+    /// assert!(matches!(end, Err(Error::BadPointer { reason: PointerProblem::Null, .. })));
+    /// // ...and so is a corrupted pointer, never a wild read.
+    /// let wild = pool.get(PPtr::<Node>::from_offset(1 << 30));
+    /// let out_of_bounds = PointerProblem::OutOfBounds { pool_size: 1 << 20 };
+    /// assert!(matches!(wild, Err(Error::BadPointer { reason, .. }) if reason == out_of_bounds));
+    /// # Ok(()) }
+    /// ```
     #[inline]
     pub fn get<T: Persist>(&self, ptr: PPtr<T>) -> Result<&T> {
         let offset = self.resolve(ptr.offset(), size_of::<T>() as u64, align_of::<T>())?;
@@ -459,6 +808,29 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// [`Error::BadPointer`] if the slice is not inside the pool or misaligned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Error, PSlice, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { readings: PSlice<u32> }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Pool::<Root>::create(dir.path().join("sensor.pool"), "sensor", 1 << 20)?;
+    /// // Nothing allocated yet: the empty slice reads as no elements.
+    /// assert!(pool.get_slice(pool.get(pool.root())?.readings)?.is_empty());
+    ///
+    /// let readings = pool.alloc_slice(pool.root().fields().readings, &[12, 15, 11])?;
+    /// assert_eq!(pool.get_slice(readings)?.iter().max(), Some(&15));
+    /// // A corrupted length that runs past the end of the pool is refused.
+    /// let corrupted = PSlice::<u32>::from_raw_parts(readings.offset(), 1 << 40);
+    /// assert!(matches!(pool.get_slice(corrupted), Err(Error::BadPointer { .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn get_slice<T: Persist>(&self, slice: PSlice<T>) -> Result<&[T]> {
         let (offset, bytes) = self.resolve_slice(slice)?;
         if bytes == 0 {
@@ -479,6 +851,38 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// [`Error::BadPointer`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Error, PPtr, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { player: PPtr<Player> }
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Player { x: u64, y: u64, moves: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Pool::<Root>::create(dir.path().join("game.pool"), "game", 1 << 20)?;
+    /// // No player yet: the null pointer is refused.
+    /// let none = pool.get(pool.root())?.player;
+    /// assert!(matches!(pool.get_mut(none), Err(Error::BadPointer { .. })));
+    ///
+    /// let player = pool.alloc(pool.root().fields().player, Player { x: 0, y: 0, moves: 0 })?;
+    /// {
+    ///     let mut p = pool.get_mut(player)?;
+    ///     p.x += 3;
+    ///     p.y += 4;
+    ///     p.moves += 1;
+    /// } // dropped: the changed line is flushed, with one fence
+    /// let p = pool.get(player)?;
+    /// assert_eq!((p.x, p.y, p.moves), (3, 4, 1));
+    /// # Ok(()) }
+    /// ```
     #[track_caller]
     pub fn get_mut<T: Persist>(&mut self, ptr: PPtr<T>) -> Result<Guard<'_, T, M>> {
         // Writes through the guard are attributed to this call.
@@ -501,6 +905,25 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// [`Error::BadPointer`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{PSlice, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { scores: PSlice<u64> }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Pool::<Root>::create(dir.path().join("scores.pool"), "scores", 1 << 20)?;
+    /// let scores = pool.alloc_slice(pool.root().fields().scores, &[30, 10, 20])?;
+    /// // The guard is a `&mut [u64]`: sort in place, persisted when it drops.
+    /// pool.get_slice_mut(scores)?.sort_unstable();
+    /// assert_eq!(pool.get_slice(scores)?, [10, 20, 30]);
+    /// # Ok(()) }
+    /// ```
     #[track_caller]
     pub fn get_slice_mut<T: Persist>(&mut self, slice: PSlice<T>) -> Result<Guard<'_, [T], M>> {
         // Writes through the guard are attributed to this call.
@@ -529,6 +952,37 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// [`Error::Overlap`] if two of them share a byte; [`Error::BadPointer`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Error, PSlice, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Bank { accounts: PSlice<Account> }
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Account { id: u64, balance: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Pool::<Bank>::create(dir.path().join("bank.pool"), "bank", 1 << 20)?;
+    /// let opening = [Account { id: 1, balance: 100 }, Account { id: 2, balance: 0 }];
+    /// let accounts = pool.alloc_slice(pool.root().fields().accounts, &opening)?;
+    /// let (alice, bob) = (accounts.at(0).ok_or("empty")?, accounts.at(1).ok_or("empty")?);
+    /// {
+    ///     // Each guard persists its account when dropped (not failure-atomically together).
+    ///     let [mut from, mut to] = pool.get_disjoint_mut([alice, bob])?;
+    ///     from.balance -= 30;
+    ///     to.balance += 30;
+    /// }
+    /// assert_eq!((pool.get(alice)?.balance, pool.get(bob)?.balance), (70, 30));
+    /// // The same account twice would be two `&mut` to it.
+    /// assert!(matches!(pool.get_disjoint_mut([alice, alice]), Err(Error::Overlap { .. })));
+    /// # Ok(()) }
+    /// ```
     #[track_caller]
     pub fn get_disjoint_mut<T: Persist, const N: usize>(
         &mut self,
@@ -570,6 +1024,30 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// [`Error::BadPointer`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Error, PPtr, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Counters { requests: u64, errors: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("counters.pool");
+    /// {
+    ///     let mut pool = Pool::<Counters>::create(&path, "counters", 1 << 20)?;
+    ///     // Just this field is written (one 8-byte store) and flushed.
+    ///     pool.set(pool.root().fields().errors, 1)?;
+    ///     assert!(matches!(pool.set(PPtr::<u64>::null(), 1), Err(Error::BadPointer { .. })));
+    /// }
+    /// let pool = Pool::<Counters>::open(&path, "counters")?;
+    /// let counters = pool.get(pool.root())?;
+    /// assert_eq!((counters.requests, counters.errors), (0, 1));
+    /// # Ok(()) }
+    /// ```
     #[inline]
     #[track_caller]
     pub fn set<T: Persist>(&mut self, ptr: PPtr<T>, value: T) -> Result<()> {
@@ -597,6 +1075,36 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// [`Error::BadPointer`] if `dest` is invalid.
+    ///
+    /// # Examples
+    ///
+    /// Appending to a queue: [`alloc`](Self::alloc) publishes the new item
+    /// into the last one's `next`, then `publish` moves the tail to it.
+    ///
+    /// ```
+    /// use pmem_typed::{PPtr, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Queue { head: PPtr<Item>, tail: PPtr<Item> }
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Item { job: u64, next: PPtr<Item> }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Pool::<Queue>::create(dir.path().join("queue.pool"), "queue", 1 << 20)?;
+    /// let queue = pool.root().fields();
+    /// let first = pool.alloc(queue.head, Item { job: 1, next: PPtr::null() })?;
+    /// pool.publish(queue.tail, first)?;
+    /// let second = pool.alloc(first.fields().next, Item { job: 2, next: PPtr::null() })?;
+    /// pool.publish(queue.tail, second)?;
+    ///
+    /// let q = pool.get(pool.root())?;
+    /// assert_eq!((pool.get(q.head)?.job, pool.get(q.tail)?.job), (1, 2));
+    /// # Ok(()) }
+    /// ```
     #[inline]
     #[track_caller]
     pub fn publish<T: Persist>(&mut self, dest: PPtr<PPtr<T>>, target: PPtr<T>) -> Result<()> {
@@ -607,6 +1115,26 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if `index` is out of range; [`Error::BadPointer`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Error, PSlice, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { slots: PSlice<u64> }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Pool::<Root>::create(dir.path().join("slots.pool"), "slots", 1 << 20)?;
+    /// let slots = pool.alloc_slice_zeroed(pool.root().fields().slots, 4)?;
+    /// pool.set_elem(slots, 2, 99)?; // one element, one store, persisted
+    /// assert_eq!(pool.get_slice(slots)?, [0, 0, 99, 0]);
+    /// // The index is checked against the slice's length.
+    /// assert!(matches!(pool.set_elem(slots, 4, 1), Err(Error::InvalidArgument { .. })));
+    /// # Ok(()) }
+    /// ```
     #[track_caller]
     pub fn set_elem<T: Persist>(&mut self, slice: PSlice<T>, index: u64, value: T) -> Result<()> {
         self.medium.note("Pool::set_elem", Location::caller());
@@ -621,6 +1149,30 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if they do not fit; [`Error::BadPointer`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Error, PSlice, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { message: PSlice<u8> }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Pool::<Root>::create(dir.path().join("msg.pool"), "msg", 1 << 20)?;
+    /// let message = pool.alloc_slice_zeroed(pool.root().fields().message, 16)?;
+    /// // Bulk data goes around the cache, straight to persistent memory.
+    /// pool.copy_to_slice(message, 0, b"hello ")?;
+    /// pool.copy_to_slice(message, 6, b"world")?;
+    /// assert_eq!(&pool.get_slice(message)?[..11], b"hello world");
+    /// // What does not fit is refused, and nothing is written.
+    /// let overflow = pool.copy_to_slice(message, 12, b"again");
+    /// assert!(matches!(overflow, Err(Error::InvalidArgument { .. })));
+    /// assert_eq!(pool.get_slice(message)?[11..], [0; 5]);
+    /// # Ok(()) }
+    /// ```
     #[track_caller]
     pub fn copy_to_slice<T: Persist>(
         &mut self,
@@ -657,6 +1209,35 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// [`Error::OutOfSpace`]; [`Error::BadPointer`] for `dest`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{PPtr, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { config: PPtr<Config> }
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Config { threads: u64, timeout_ms: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("app.pool");
+    /// {
+    ///     let mut pool = Pool::<Root>::create(&path, "app", 1 << 20)?;
+    ///     // Written, persisted and published into `config`: all or nothing.
+    ///     let dest = pool.root().fields().config;
+    ///     let config = pool.alloc(dest, Config { threads: 8, timeout_ms: 500 })?;
+    ///     assert_eq!(pool.get(pool.root())?.config, config);
+    /// }
+    /// let pool = Pool::<Root>::open(&path, "app")?;
+    /// let config = pool.get(pool.get(pool.root())?.config)?;
+    /// assert_eq!((config.threads, config.timeout_ms), (8, 500));
+    /// # Ok(()) }
+    /// ```
     #[track_caller]
     pub fn alloc<T: Persist>(&mut self, dest: PPtr<PPtr<T>>, value: T) -> Result<PPtr<T>> {
         self.medium.note("Pool::alloc", Location::caller());
@@ -678,6 +1259,30 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// As for [`alloc`](Self::alloc).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{PSlice, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { primes: PSlice<u64> }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Pool::<Root>::create(dir.path().join("primes.pool"), "primes", 1 << 20)?;
+    /// let primes = pool.root().fields().primes;
+    /// let first = pool.alloc_slice(primes, &[2, 3, 5])?;
+    /// assert_eq!(pool.get_slice(first)?, [2, 3, 5]);
+    /// // To replace it, free the old slice first: `alloc_slice` overwrites
+    /// // `*dest`, and the old block would leak.
+    /// pool.free_slice(primes)?;
+    /// let more = pool.alloc_slice(primes, &[2, 3, 5, 7, 11])?;
+    /// assert_eq!(pool.get(pool.root())?.primes, more);
+    /// assert!(pool.check().is_consistent());
+    /// # Ok(()) }
+    /// ```
     #[track_caller]
     pub fn alloc_slice<T: Persist>(
         &mut self,
@@ -703,6 +1308,32 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// As for [`alloc`](Self::alloc).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Error, PSlice, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { histogram: PSlice<u64> }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Pool::<Root>::create(dir.path().join("hist.pool"), "hist", 1 << 20)?;
+    /// let buckets = pool.root().fields().histogram;
+    /// // Counters to fill in later: no initial values to copy.
+    /// let histogram = pool.alloc_slice_zeroed(buckets, 10)?;
+    /// assert_eq!(pool.get_slice(histogram)?, [0; 10]);
+    /// for sample in [3, 7, 3] {
+    ///     pool.get_slice_mut(histogram)?[sample] += 1;
+    /// }
+    /// assert_eq!(pool.get_slice(histogram)?[3], 2);
+    /// // 8 MiB does not fit in a 1 MiB pool.
+    /// let huge = pool.alloc_slice_zeroed(buckets, 1 << 20);
+    /// assert!(matches!(huge, Err(Error::OutOfSpace { requested: 0x80_0000, .. })));
+    /// # Ok(()) }
+    /// ```
     #[track_caller]
     pub fn alloc_slice_zeroed<T: Persist>(
         &mut self,
@@ -810,6 +1441,34 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     /// # Errors
     /// [`Error::NotAllocated`] if `*dest` is not an allocated block;
     /// [`Error::BadPointer`] for `dest`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Error, PPtr, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { current: PPtr<Session>, cached: PPtr<Session> }
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Session { user: u64, expires: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Pool::<Root>::create(dir.path().join("web.pool"), "web", 1 << 20)?;
+    /// let root = pool.root().fields();
+    /// let session = pool.alloc(root.current, Session { user: 7, expires: 3600 })?;
+    /// pool.publish(root.cached, session)?; // a second pointer to the same block
+    ///
+    /// pool.free(root.current)?; // unpublished and freed together
+    /// assert!(pool.get(pool.root())?.current.is_null());
+    /// pool.free(root.current)?; // freeing null does nothing
+    /// // `cached` still points to the freed block: freeing it again is refused.
+    /// assert!(matches!(pool.free(root.cached), Err(Error::NotAllocated { .. })));
+    /// # Ok(()) }
+    /// ```
     #[track_caller]
     pub fn free<T: Persist>(&mut self, dest: PPtr<PPtr<T>>) -> Result<()> {
         self.medium.note("Pool::free", Location::caller());
@@ -820,6 +1479,11 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     /// `*dest`, failure-atomically: unlinking a node and freeing it in one
     /// step, where `free` then `publish` would leave a moment in which what
     /// follows the node is unreachable.
+    ///
+    /// # Errors
+    /// As for [`free`](Self::free).
+    ///
+    /// # Examples
     ///
     /// ```
     /// # use pmem_typed::{PPtr, Persist, Pool};
@@ -839,9 +1503,6 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     /// assert_eq!(pool.get(pool.get(pool.root())?.head)?.value, 1);
     /// # Ok(()) }
     /// ```
-    ///
-    /// # Errors
-    /// As for [`free`](Self::free).
     #[track_caller]
     pub fn free_and_publish<T: Persist>(
         &mut self,
@@ -868,6 +1529,28 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # Errors
     /// As for [`free`](Self::free).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{PSlice, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { buffer: PSlice<u64> }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Pool::<Root>::create(dir.path().join("buf.pool"), "buf", 1 << 20)?;
+    /// let buffer = pool.root().fields().buffer;
+    /// pool.alloc_slice_zeroed(buffer, 1000)?;
+    /// assert_eq!(pool.allocated_blocks().len(), 1);
+    /// // No crash can leave `buffer` describing freed memory.
+    /// pool.free_slice(buffer)?;
+    /// assert!(pool.get(pool.root())?.buffer.is_empty());
+    /// assert!(pool.allocated_blocks().is_empty());
+    /// # Ok(()) }
+    /// ```
     #[track_caller]
     pub fn free_slice<T: Persist>(&mut self, dest: PPtr<PSlice<T>>) -> Result<()> {
         self.medium.note("Pool::free_slice", Location::caller());
@@ -928,6 +1611,33 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     /// # Errors
     /// [`Error::InvalidArgument`] if `new_size` is smaller than the pool;
     /// [`Error::Io`] from the medium.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Error, PSlice, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { old: PSlice<u8>, new: PSlice<u8> }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Pool::<Root>::create(dir.path().join("grow.pool"), "grow", 1 << 20)?;
+    /// let root = pool.root().fields();
+    /// let old = pool.alloc_slice(root.old, &vec![7; 600 << 10])?;
+    /// // Full: a second 600 KiB does not fit...
+    /// let full = pool.alloc_slice_zeroed(root.new, 600 << 10);
+    /// assert!(matches!(full, Err(Error::OutOfSpace { .. })));
+    /// // ...until the pool grows. What was there stays, at the same offsets.
+    /// pool.grow(2 << 20)?;
+    /// assert_eq!(pool.size(), 2 << 20);
+    /// pool.alloc_slice_zeroed(root.new, 600 << 10)?;
+    /// assert_eq!(pool.get_slice(old)?[..3], [7, 7, 7]);
+    /// // Pools never shrink.
+    /// assert!(matches!(pool.grow(1 << 20), Err(Error::InvalidArgument { .. })));
+    /// # Ok(()) }
+    /// ```
     #[track_caller]
     pub fn grow(&mut self, new_size: usize) -> Result<()> {
         self.medium.note("Pool::grow", Location::caller());
@@ -971,6 +1681,30 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     }
 
     /// Every allocated block as (offset, size), in address order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{PPtr, PSlice, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { id: PPtr<u64>, names: PSlice<u64> }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Pool::<Root>::create(dir.path().join("blocks.pool"), "blocks", 1 << 20)?;
+    /// let id = pool.alloc(pool.root().fields().id, 42)?;
+    /// let names = pool.alloc_slice_zeroed(pool.root().fields().names, 100)?;
+    /// // Block sizes are the size classes the requests rounded up to.
+    /// let blocks = pool.allocated_blocks();
+    /// assert!(blocks.contains(&(id.offset(), 64)));
+    /// assert!(blocks.contains(&(names.offset(), 1024)));
+    /// assert!(blocks.is_sorted());
+    /// let total: u64 = blocks.iter().map(|&(_, size)| size).sum();
+    /// assert_eq!(total, pool.stats().allocated_bytes);
+    /// # Ok(()) }
+    /// ```
     pub fn allocated_blocks(&self) -> Vec<(u64, u64)> {
         self.heap.allocated_blocks(&self.medium)
     }

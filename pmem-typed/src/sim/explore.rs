@@ -65,6 +65,22 @@ impl fmt::Debug for Scenario<'_> {
 
 impl<'a> Scenario<'a> {
     /// A scenario on a zeroed medium of `size` bytes, whose steps do nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Scenario};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Nothing to crash: one crash point (the end), one image.
+    /// let empty = Scenario::new(4096).check(|m| match m.live().iter().all(|&b| b == 0) {
+    ///     true => Ok(()),
+    ///     false => Err("not zeroed".to_string()),
+    /// });
+    /// let summary = Explorer::default().explore(&empty)?;
+    /// assert_eq!((summary.crash_points, summary.images), (1, 1));
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn new(size: usize) -> Self {
         let nothing = || -> Step<'a> { Box::new(|_| Ok(())) };
@@ -80,6 +96,40 @@ impl<'a> Scenario<'a> {
     }
 
     /// Lets the medium grow to `capacity` bytes (for `Pool::grow`).
+    ///
+    /// # Examples
+    ///
+    /// A crash while a pool grows leaves it at its old size or its new one:
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Scenario, SimMedium};
+    /// use pmem_typed::{Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { n: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let open = |m: &SimMedium| {
+    ///     Pool::<Root, _>::open_on(m.clone(), "grow").map_err(|e| e.to_string())
+    /// };
+    /// let scenario = Scenario::new(64 << 10)
+    ///     .capacity(128 << 10)
+    ///     .setup(|m| {
+    ///         let pool = Pool::create_on(m.clone(), "grow", Root { n: 0 });
+    ///         pool.map(drop).map_err(|e| e.to_string())
+    ///     })
+    ///     .run(|m| open(m)?.grow(128 << 10).map_err(|e| e.to_string()))
+    ///     .check(|m| {
+    ///         let pool = open(m)?;
+    ///         match pool.size() {
+    ///             size if size == 64 << 10 || size == 128 << 10 => Ok(()),
+    ///             size => Err(format!("size {size}")),
+    ///         }
+    ///     });
+    /// Explorer::default().explore(&scenario)?;
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.max(self.size);
@@ -87,6 +137,27 @@ impl<'a> Scenario<'a> {
     }
 
     /// The set-up, taken as durable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Scenario, SimMedium};
+    ///
+    /// let seven = |m: &SimMedium| match m.read_u64(0) {
+    ///     7 => Ok(()),
+    ///     other => Err(format!("found {other}")),
+    /// };
+    /// // Stored in the set-up, never flushed, yet never lost.
+    /// let store = |m: &SimMedium| {
+    ///     m.store_u64(0, 7);
+    ///     Ok(())
+    /// };
+    /// let in_setup = Scenario::new(4096).setup(store).check(seven);
+    /// assert!(Explorer::default().explore(&in_setup).is_ok());
+    /// // The same store in the workload can be.
+    /// let in_run = Scenario::new(4096).run(store).check(seven);
+    /// assert!(Explorer::default().explore(&in_run).is_err());
+    /// ```
     #[must_use]
     pub fn setup(
         mut self,
@@ -97,6 +168,31 @@ impl<'a> Scenario<'a> {
     }
 
     /// The workload to crash.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Scenario};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // A counter bumped three times, each bump persisted.
+    /// let scenario = Scenario::new(4096)
+    ///     .run(|m| {
+    ///         for n in 1..=3 {
+    ///             m.store_u64(0, n);
+    ///             m.flush_range(0, 8);
+    ///             m.sfence();
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .check(|m| match m.read_u64(0) {
+    ///         0..=3 => Ok(()),
+    ///         n => Err(format!("counter {n}")),
+    ///     });
+    /// let summary = Explorer::default().explore(&scenario)?;
+    /// assert_eq!(summary.images, 4); // the counter at 0, 1, 2 and 3
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn run(mut self, f: impl Fn(&SimMedium) -> Result<(), String> + Send + Sync + 'a) -> Self {
         self.run = Box::new(f);
@@ -104,6 +200,44 @@ impl<'a> Scenario<'a> {
     }
 
     /// Recovery, run on every crash image before the check.
+    ///
+    /// # Examples
+    ///
+    /// Rolling back what was not committed:
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Scenario};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let scenario = |recover: bool| {
+    ///     Scenario::new(4096)
+    ///         .run(|m| {
+    ///             m.store_u64(64, 42);
+    ///             m.flush_range(64, 8);
+    ///             m.sfence();
+    ///             m.store_u64(0, 1); // commit
+    ///             m.flush_range(0, 8);
+    ///             m.sfence();
+    ///             Ok(())
+    ///         })
+    ///         .recover(move |m| {
+    ///             if recover && m.read_u64(0) == 0 {
+    ///                 m.store_u64(64, 0); // not committed: roll back
+    ///                 m.flush_range(64, 8);
+    ///                 m.sfence();
+    ///             }
+    ///             Ok(())
+    ///         })
+    ///         .check(|m| match (m.read_u64(0), m.read_u64(64)) {
+    ///             (0, 0) | (1, 42) => Ok(()),
+    ///             (flag, value) => Err(format!("flag {flag} with value {value}")),
+    ///         })
+    /// };
+    /// assert!(Explorer::default().explore(&scenario(false)).is_err());
+    /// let summary = Explorer::default().explore(&scenario(true))?;
+    /// assert!(summary.recovery_images > 0); // recovery was crashed too
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn recover(
         mut self,
@@ -114,6 +248,30 @@ impl<'a> Scenario<'a> {
     }
 
     /// The invariant, checked after recovery.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Scenario};
+    ///
+    /// // Wrong: the flag is persisted before the value it publishes.
+    /// let scenario = Scenario::new(4096)
+    ///     .run(|m| {
+    ///         m.store_u64(0, 1);
+    ///         m.flush_range(0, 8);
+    ///         m.sfence();
+    ///         m.store_u64(64, 42);
+    ///         m.flush_range(64, 8);
+    ///         m.sfence();
+    ///         Ok(())
+    ///     })
+    ///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
+    ///         (0, _) | (1, 42) => Ok(()),
+    ///         (flag, value) => Err(format!("flag {flag} with value {value}")),
+    ///     });
+    /// let failure = Explorer::default().explore(&scenario).expect_err("the value can be lost");
+    /// assert_eq!(failure.message, "invariant violated: flag 1 with value 0");
+    /// ```
     #[must_use]
     pub fn check(
         mut self,
@@ -125,6 +283,36 @@ impl<'a> Scenario<'a> {
 
     /// Names what lives at an offset (for reports): given the image and the
     /// offset of a line, a label such as "root field `head`".
+    ///
+    /// # Examples
+    ///
+    /// See [`pool_labels`](super::pool_labels) for pools.
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Scenario};
+    ///
+    /// // Wrong: the flag (line 0) and the value (line 0x40) are persisted together.
+    /// let scenario = Scenario::new(4096)
+    ///     .run(|m| {
+    ///         m.store_u64(0, 1);
+    ///         m.store_u64(64, 42);
+    ///         m.flush_range(0, 128);
+    ///         m.sfence();
+    ///         Ok(())
+    ///     })
+    ///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
+    ///         (0, _) | (1, 42) => Ok(()),
+    ///         (flag, value) => Err(format!("flag {flag} with value {value}")),
+    ///     })
+    ///     .labels(|_image, offset| match offset {
+    ///         0 => Some("flag".to_string()),
+    ///         64 => Some("value".to_string()),
+    ///         _ => None,
+    ///     });
+    /// let failure = Explorer::default().explore(&scenario).expect_err("no order");
+    /// let report = failure.to_string();
+    /// assert!(report.contains("line 0x40 (value): LOST all 1 pending stores"), "{report}");
+    /// ```
     #[must_use]
     pub fn labels(mut self, f: impl Fn(&[u8], usize) -> Option<String> + Send + Sync + 'a) -> Self {
         self.labels = Box::new(f);
@@ -133,6 +321,31 @@ impl<'a> Scenario<'a> {
 }
 
 /// How to explore.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::sim::{Explorer, Profile, Scenario};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let scenario = Scenario::new(4096).run(|m| {
+///     for i in 0..4 {
+///         m.store_u64(8 * i, 1);
+///     }
+///     m.flush_range(0, 32);
+///     m.sfence();
+///     Ok(())
+/// });
+/// // Crashes before the fence and at the end, by default.
+/// assert_eq!(Explorer::default().explore(&scenario)?.crash_points, 2);
+/// let thorough = Explorer {
+///     every_store: true, // and before each store
+///     threads: 1,
+///     ..Explorer::new(Profile::X86Adr)
+/// };
+/// assert_eq!(thorough.explore(&scenario)?.crash_points, 6);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Explorer {
     /// The persistence model.
@@ -166,6 +379,29 @@ impl Default for Explorer {
 }
 
 /// What an exploration did.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::sim::{Explorer, Scenario};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Eight lines, each with one store pending at the fence: 2^8 images.
+/// let scenario = Scenario::new(4096).run(|m| {
+///     for line in 0..8 {
+///         m.store_u64(64 * line, 1);
+///     }
+///     m.flush_range(0, 512);
+///     m.sfence();
+///     Ok(())
+/// });
+/// let all = Explorer::default().explore(&scenario)?;
+/// assert_eq!((all.crash_points, all.exhaustive_points, all.images), (2, 2, 256));
+/// let sampled = Explorer { budget: 16, ..Explorer::default() }.explore(&scenario)?;
+/// assert_eq!(sampled.sampled_points, 1);
+/// assert!(sampled.images <= 16);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
     /// Crash points in the workload.
@@ -184,6 +420,24 @@ pub struct Summary {
 
 impl Summary {
     /// Images (of both kinds) checked per second.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Scenario};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let scenario = Scenario::new(4096).run(|m| {
+    ///     m.store(0, &[1; 512]);
+    ///     m.flush_range(0, 512);
+    ///     m.sfence();
+    ///     Ok(())
+    /// });
+    /// let summary = Explorer::default().explore(&scenario)?;
+    /// assert!(summary.images_per_second() > 0.0);
+    /// println!("{summary}"); // "... images, ... images/s"
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn images_per_second(&self) -> f64 {
         (self.images + self.recovery_images) as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -208,6 +462,35 @@ impl fmt::Display for Summary {
 /// A crash to replay: the crash point, and how many of each pending unit's
 /// stores persisted. Values are reduced modulo what exists, so any value is
 /// a valid choice (which is what lets proptest generate and shrink them).
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::sim::{CrashChoice, Explorer, Scenario};
+///
+/// // Wrong: the flag (line 0) and the value (line 0x40) are persisted together.
+/// let scenario = Scenario::new(4096)
+///     .run(|m| {
+///         m.store_u64(0, 1);
+///         m.store_u64(64, 42);
+///         m.flush_range(0, 128);
+///         m.sfence();
+///         Ok(())
+///     })
+///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
+///         (0, _) | (1, 42) => Ok(()),
+///         (flag, value) => Err(format!("flag {flag} with value {value}")),
+///     });
+/// let explorer = Explorer::default();
+/// // Point 0 is before the fence; the pending units are the flag's line, then the value's.
+/// let flag_only = CrashChoice { point: 0, kept: vec![1, 0] };
+/// assert!(explorer.replay(&scenario, &flag_only).is_err());
+/// let value_only = CrashChoice { point: 0, kept: vec![0, 1] };
+/// assert!(explorer.replay(&scenario, &value_only).is_ok());
+/// // Values wrap around (2 points; 1 store pending per line): `flag_only` again.
+/// let wrapped = CrashChoice { point: 2, kept: vec![3, 2] };
+/// assert!(explorer.replay(&scenario, &wrapped).is_err());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct CrashChoice {
     /// Index of the crash point (modulo their number).
@@ -218,6 +501,33 @@ pub struct CrashChoice {
 }
 
 /// Stores of one line that had not necessarily persisted at the crash.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::sim::{Explorer, Scenario};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Wrong: the flag (line 0) and the value (line 0x40) are persisted together.
+/// let scenario = Scenario::new(4096)
+///     .run(|m| {
+///         m.store_u64(0, 1);
+///         m.store_u64(64, 42);
+///         m.flush_range(0, 128);
+///         m.sfence();
+///         Ok(())
+///     })
+///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
+///         (0, _) | (1, 42) => Ok(()),
+///         (flag, value) => Err(format!("flag {flag} with value {value}")),
+///     });
+/// let failure = Explorer::default().explore(&scenario).expect_err("no order");
+/// let point = failure.point.ok_or("a crash point")?;
+/// let lines: Vec<_> = point.lines.iter().map(|l| (l.offset, l.kept, l.pending)).collect();
+/// assert_eq!(lines, [(0, 1, 1), (64, 0, 1)]); // the flag kept, the value lost
+/// assert_eq!(point.lines[1].sites[0].operation, "SimMedium::store_u64");
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LineReport {
     /// Offset of the line.
@@ -233,6 +543,35 @@ pub struct LineReport {
 }
 
 /// A crash point, described.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::sim::{Explorer, Scenario};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Wrong: the flag (line 0) and the value (line 0x40) are persisted together.
+/// let scenario = Scenario::new(4096)
+///     .run(|m| {
+///         m.store_u64(0, 1);
+///         m.store_u64(64, 42);
+///         m.flush_range(0, 128);
+///         m.sfence();
+///         Ok(())
+///     })
+///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
+///         (0, _) | (1, 42) => Ok(()),
+///         (flag, value) => Err(format!("flag {flag} with value {value}")),
+///     });
+/// let failure = Explorer::default().explore(&scenario).expect_err("no order");
+/// let point = failure.point.ok_or("a crash point")?;
+/// assert_eq!((point.index, point.of, point.fences), (0, 2, 0));
+/// assert_eq!(point.site.operation, "SimMedium::sfence");
+/// let text = point.to_string();
+/// let first_line = "crash point 0 of 2 (after 4 events, 0 fences), at `SimMedium::sfence`";
+/// assert!(text.starts_with(first_line), "{text}");
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PointReport {
     /// Index of the crash point.
@@ -250,6 +589,23 @@ pub struct PointReport {
 }
 
 /// Why exploration stopped.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::sim::{Explorer, FailureKind, Scenario};
+///
+/// let kind = |scenario: Scenario<'_>| Explorer::default().explore(&scenario).map_err(|f| f.kind);
+/// // The workload reports an error of its own: nothing to crash.
+/// let full_disk = Scenario::new(4096).run(|_| Err("no space left".to_string()));
+/// assert_eq!(kind(full_disk), Err(FailureKind::Program));
+/// // The invariant is wrong: it fails on the medium as the workload left it.
+/// let wrong = Scenario::new(4096).check(|m| match m.read_u64(0) {
+///     1 => Ok(()),
+///     n => Err(format!("expected 1, found {n}")),
+/// });
+/// assert_eq!(kind(wrong), Err(FailureKind::NoCrash));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FailureKind {
@@ -265,6 +621,34 @@ pub enum FailureKind {
 
 /// A crash-consistency failure, with what a person needs to understand and
 /// replay it.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::sim::{Explorer, Scenario};
+///
+/// // Wrong: the flag is persisted before the value it publishes.
+/// let scenario = Scenario::new(4096)
+///     .run(|m| {
+///         m.store_u64(0, 1);
+///         m.flush_range(0, 8);
+///         m.sfence();
+///         m.store_u64(64, 42);
+///         m.flush_range(64, 8);
+///         m.sfence();
+///         Ok(())
+///     })
+///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
+///         (0, _) | (1, 42) => Ok(()),
+///         (flag, value) => Err(format!("flag {flag} with value {value}")),
+///     });
+/// let failure = Explorer::default().explore(&scenario).expect_err("the value can be lost");
+/// let report = failure.to_string();
+/// let first_line = "crash-consistency violation: invariant violated: flag 1 with value 0\n";
+/// assert!(report.starts_with(first_line), "{report}");
+/// assert!(report.contains("line 0x0: kept all 1 pending stores"));
+/// assert!(report.contains("replay: Explorer { profile: Profile::X86Adr"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
     /// What failed.
@@ -419,6 +803,24 @@ fn unordered_choices(point: &CrashPoint, budget: usize, seed: u64) -> (Vec<Vec<u
 
 impl Explorer {
     /// An explorer with default settings for `profile`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Profile, Scenario};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let eadr = Explorer::new(Profile::Eadr);
+    /// assert_eq!(eadr, Explorer { profile: Profile::Eadr, ..Explorer::default() });
+    /// // With persistent caches, a crash can come between any two stores.
+    /// let two_stores = Scenario::new(4096).run(|m| {
+    ///     m.store_u64(0, 1);
+    ///     m.store_u64(8, 2);
+    ///     Ok(())
+    /// });
+    /// assert_eq!(eadr.explore(&two_stores)?.crash_points, 3);
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn new(profile: Profile) -> Self {
         Self {
@@ -446,6 +848,35 @@ impl Explorer {
     ///
     /// # Errors
     /// The first failure, at the earliest crash point, described.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, FailureKind, Scenario};
+    ///
+    /// let publish = |value_first: bool| {
+    ///     Scenario::new(4096)
+    ///         .run(move |m| {
+    ///             let order = if value_first { [(64, 42), (0, 1)] } else { [(0, 1), (64, 42)] };
+    ///             for (at, value) in order {
+    ///                 m.store_u64(at, value);
+    ///                 m.flush_range(at, 8);
+    ///                 m.sfence();
+    ///             }
+    ///             Ok(())
+    ///         })
+    ///         .check(|m| match (m.read_u64(0), m.read_u64(64)) {
+    ///             (0, _) | (1, 42) => Ok(()),
+    ///             (flag, value) => Err(format!("flag {flag} with value {value}")),
+    ///         })
+    /// };
+    /// match Explorer::default().explore(&publish(true)) {
+    ///     Ok(summary) => assert_eq!(summary.exhaustive_points, summary.crash_points),
+    ///     Err(failure) => panic!("{failure}"),
+    /// }
+    /// let failure = Explorer::default().explore(&publish(false)).expect_err("flag first");
+    /// assert_eq!(failure.kind, FailureKind::Crash);
+    /// ```
     pub fn explore(&self, scenario: &Scenario<'_>) -> Result<Summary, Failure> {
         let started = Instant::now();
         let (medium, base, base_len, log) = self.record(scenario)?;
@@ -513,6 +944,38 @@ impl Explorer {
     ///
     /// # Errors
     /// The failure, described.
+    ///
+    /// # Examples
+    ///
+    /// Reproducing a failure from what it reports:
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Scenario};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Wrong: the flag is persisted before the value it publishes.
+    /// let scenario = Scenario::new(4096)
+    ///     .run(|m| {
+    ///         m.store_u64(0, 1);
+    ///         m.flush_range(0, 8);
+    ///         m.sfence();
+    ///         m.store_u64(64, 42);
+    ///         m.flush_range(64, 8);
+    ///         m.sfence();
+    ///         Ok(())
+    ///     })
+    ///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
+    ///         (0, _) | (1, 42) => Ok(()),
+    ///         (flag, value) => Err(format!("flag {flag} with value {value}")),
+    ///     });
+    /// let explorer = Explorer::default();
+    /// let failure = explorer.explore(&scenario).expect_err("the value can be lost");
+    /// // The one crash again, e.g. as a regression test once the protocol is fixed.
+    /// let choice = failure.replay.clone().ok_or("a crash to replay")?;
+    /// let again = explorer.replay(&scenario, &choice).expect_err("the same crash");
+    /// assert_eq!(again.message, failure.message);
+    /// # Ok(()) }
+    /// ```
     pub fn replay(&self, scenario: &Scenario<'_>, choice: &CrashChoice) -> Result<(), Failure> {
         let (_, base, base_len, log) = self.record(scenario)?;
         let points = crash_points(&base, base_len, &log, self.profile, self.every_store);

@@ -6,6 +6,31 @@ use crate::persist::Persist;
 /// Labels lines of a [`Pool<R>`](crate::Pool) image: superblock, header
 /// slots, redo record, root fields (by name), chunk tables and heap blocks.
 /// Pass it to [`Scenario::labels`](super::Scenario::labels).
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::layout::{PAGE, REDO_OFFSET};
+/// use pmem_typed::sim::{SimMedium, pool_labels};
+/// use pmem_typed::{PPtr, Persist, Pool};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Root { count: u64, head: PPtr<u64> }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let medium = SimMedium::new(64 << 10, 64 << 10);
+/// let pool = Pool::create_on(medium.clone(), "labels", Root { count: 0, head: PPtr::null() })?;
+/// let heap = pool.info().heap_offset as usize;
+/// let image = medium.live();
+/// let label = |offset| pool_labels::<Root>(&image, offset);
+/// assert_eq!(label(0).as_deref(), Some("superblock (magic)"));
+/// assert_eq!(label(REDO_OFFSET).as_deref(), Some("redo record A"));
+/// assert_eq!(label(PAGE).as_deref(), Some("root fields `count`, `head`")); // one line, two fields
+/// assert_eq!(label(heap).as_deref(), Some("chunk table of zone 0 (chunk 0)"));
+/// assert_eq!(label(heap + 4096 + 64).as_deref(), Some("heap: zone 0 chunk 0, +0x40"));
+/// # Ok(()) }
+/// ```
 #[must_use]
 pub fn pool_labels<R: Persist>(image: &[u8], offset: usize) -> Option<String> {
     let u64_at = |at: usize| {

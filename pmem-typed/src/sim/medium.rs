@@ -39,6 +39,38 @@ pub(crate) enum Event {
 }
 
 /// Where an event came from: the pool operation and the program's call site.
+///
+/// # Examples
+///
+/// A failure names where the crash happened and where the lost stores were made:
+///
+/// ```
+/// use pmem_typed::sim::{Explorer, Scenario};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // The value and the flag that publishes it are persisted together: no order.
+/// let scenario = Scenario::new(4096)
+///     .run(|m| {
+///         m.store_u64(64, 42);
+///         m.store_u64(0, 1);
+///         m.flush_range(0, 128);
+///         m.sfence();
+///         Ok(())
+///     })
+///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
+///         (0, _) | (1, 42) => Ok(()),
+///         (flag, value) => Err(format!("flag {flag} with value {value}")),
+///     });
+/// let failure = Explorer::default().explore(&scenario).expect_err("the flag can persist alone");
+/// let point = failure.point.ok_or("a crash point")?;
+/// assert_eq!(point.site.operation, "SimMedium::sfence"); // the crash came before this fence
+/// let value = point.lines.iter().find(|line| line.offset == 64).ok_or("the value's line")?;
+/// assert_eq!(value.kept, 0);
+/// let store = value.sites[0];
+/// assert_eq!(store.operation, "SimMedium::store_u64");
+/// assert_eq!(store.to_string(), format!("`SimMedium::store_u64` at {}", store.location));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Site {
     /// The operation, e.g. "Pool::alloc" or "SimMedium::store_u64".
@@ -130,6 +162,31 @@ struct Inner {
 ///
 /// Clones share the same memory and recording (a pool takes one, the test
 /// keeps another).
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::layout::PAGE;
+/// use pmem_typed::sim::SimMedium;
+/// use pmem_typed::{Persist, Pool};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Root { n: u64 }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let medium = SimMedium::new(64 << 10, 64 << 10);
+/// // The pool takes one clone; the test keeps another onto the same memory.
+/// let mut pool = Pool::create_on(medium.clone(), "sim", Root { n: 0 })?;
+/// pool.get_mut(pool.root())?.n = 7; // through `&mut`: found by comparing memory
+/// assert_eq!(medium.read_u64(PAGE), 7);
+///
+/// // Its bytes make a new medium: reopening them is what recovery after a crash does.
+/// let copy = SimMedium::from_image(&medium.live(), 64 << 10);
+/// let reopened = Pool::<Root, _>::open_on(copy, "sim")?;
+/// assert_eq!(reopened.get(reopened.root())?.n, 7);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct SimMedium {
     inner: Arc<Inner>,
@@ -146,6 +203,23 @@ impl fmt::Debug for SimMedium {
 
 impl SimMedium {
     /// A zeroed medium of `len` bytes that can grow to `capacity`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::Medium;
+    /// use pmem_typed::sim::SimMedium;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut medium = SimMedium::new(4096, 8192);
+    /// assert_eq!(medium.len(), 4096);
+    /// assert!(medium.live().iter().all(|&b| b == 0));
+    /// // Room for `Pool::grow`, up to the capacity and no further.
+    /// medium.grow(8192)?;
+    /// assert_eq!(medium.len(), 8192);
+    /// assert!(medium.grow(8193).is_err());
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn new(len: usize, capacity: usize) -> Self {
         let capacity = capacity.max(len);
@@ -153,6 +227,29 @@ impl SimMedium {
     }
 
     /// A medium holding `image` (its length), able to grow to `capacity`.
+    ///
+    /// # Examples
+    ///
+    /// A pool file, loaded into the simulator:
+    ///
+    /// ```
+    /// use pmem_typed::sim::SimMedium;
+    /// use pmem_typed::{Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { n: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("pool");
+    /// Pool::<Root>::create_with(&path, "file", 1 << 20, Root { n: 5 })?;
+    ///
+    /// let image = std::fs::read(&path)?;
+    /// let pool = Pool::<Root, _>::open_on(SimMedium::from_image(&image, image.len()), "file")?;
+    /// assert_eq!(pool.get(pool.root())?.n, 5);
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn from_image(image: &[u8], capacity: usize) -> Self {
         let medium = Self::new(image.len(), capacity);
@@ -194,6 +291,30 @@ impl SimMedium {
     }
 
     /// The bytes the program currently sees.
+    ///
+    /// # Examples
+    ///
+    /// Which bytes an operation changed:
+    ///
+    /// ```
+    /// use pmem_typed::layout::PAGE;
+    /// use pmem_typed::sim::SimMedium;
+    /// use pmem_typed::{Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { a: u64, b: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let medium = SimMedium::new(64 << 10, 64 << 10);
+    /// let mut pool = Pool::create_on(medium.clone(), "live", Root { a: 0, b: 0 })?;
+    /// let before = medium.live();
+    /// pool.get_mut(pool.root())?.b = 1;
+    /// let after = medium.live();
+    /// let changed: Vec<usize> = (0..after.len()).filter(|&i| before[i] != after[i]).collect();
+    /// assert_eq!(changed, [PAGE + 8]);
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn live(&self) -> Vec<u8> {
         self.sync_raw_writes();
@@ -205,6 +326,39 @@ impl SimMedium {
     /// Turns recording off or on. While off, stores and flushes take effect
     /// but are not logged, and memory is not compared (used for set-up the
     /// test does not explore, and for checking invariants).
+    ///
+    /// # Examples
+    ///
+    /// The recording grows with every store. A medium used as plain memory,
+    /// here to build a pool image for other tests, need not keep one:
+    ///
+    /// ```
+    /// use pmem_typed::sim::SimMedium;
+    /// use pmem_typed::{PPtr, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { head: PPtr<Node> }
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Node { value: u64, next: PPtr<Node> }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let medium = SimMedium::new(1 << 20, 1 << 20);
+    /// medium.set_recording(false);
+    /// let mut pool = Pool::create_on(medium.clone(), "list", Root { head: PPtr::null() })?;
+    /// let head = pool.root().fields().head;
+    /// for value in 0..100 {
+    ///     let next = *pool.get(head)?;
+    ///     pool.alloc(head, Node { value, next })?;
+    /// }
+    /// drop(pool);
+    /// let image = medium.live(); // a pool holding a list of 100 nodes
+    /// let copy = Pool::<Root, _>::open_on(SimMedium::from_image(&image, image.len()), "list")?;
+    /// assert_eq!(copy.check().reachable_blocks, 100);
+    /// # Ok(()) }
+    /// ```
     pub fn set_recording(&self, on: bool) {
         let mut state = self.lock();
         match (state.recording, on) {
@@ -366,6 +520,30 @@ impl SimMedium {
     ///
     /// # Panics
     /// If the range is outside the medium or unaligned.
+    ///
+    /// # Examples
+    ///
+    /// A crash keeps all of the word or none of it, whatever the profile:
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Profile, Scenario};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let scenario = Scenario::new(4096)
+    ///     .run(|m| {
+    ///         m.store_u64(8, u64::MAX);
+    ///         m.flush_range(8, 8);
+    ///         m.sfence();
+    ///         Ok(())
+    ///     })
+    ///     .check(|m| match m.read_u64(8) {
+    ///         0 | u64::MAX => Ok(()),
+    ///         torn => Err(format!("torn: {torn:#x}")),
+    ///     });
+    /// let summary = Explorer::new(Profile::Conservative).explore(&scenario)?;
+    /// assert_eq!(summary.images, 2); // before and after
+    /// # Ok(()) }
+    /// ```
     #[track_caller]
     pub fn store_u64(&self, offset: usize, value: u64) {
         self.note("SimMedium::store_u64", Location::caller());
@@ -383,6 +561,31 @@ impl SimMedium {
     ///
     /// # Panics
     /// If the range is outside the medium.
+    ///
+    /// # Examples
+    ///
+    /// A 16-byte value can tear, even within one cache line:
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Scenario};
+    ///
+    /// let scenario = Scenario::new(4096)
+    ///     .run(|m| {
+    ///         m.store(64, &[0xff; 16]);
+    ///         m.flush_range(64, 16);
+    ///         m.sfence();
+    ///         Ok(())
+    ///     })
+    ///     .check(|m| {
+    ///         if m.read_u64(64) == m.read_u64(72) {
+    ///             Ok(())
+    ///         } else {
+    ///             Err("half of the value".to_string())
+    ///         }
+    ///     });
+    /// let failure = Explorer::default().explore(&scenario).expect_err("two 8-byte stores");
+    /// assert_eq!(failure.message, "invariant violated: half of the value");
+    /// ```
     #[track_caller]
     pub fn store(&self, offset: usize, bytes: &[u8]) {
         self.note("SimMedium::store", Location::caller());
@@ -401,6 +604,36 @@ impl SimMedium {
     ///
     /// # Panics
     /// If the range is outside the medium.
+    ///
+    /// # Examples
+    ///
+    /// An entry streamed past the cache, then published:
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Scenario};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let scenario = Scenario::new(4096)
+    ///     .run(|m| {
+    ///         m.store_nontemporal(64, &[7; 64]);
+    ///         m.sfence(); // no flush: the fence alone makes it durable
+    ///         m.store_u64(0, 1);
+    ///         m.flush_range(0, 8);
+    ///         m.sfence();
+    ///         Ok(())
+    ///     })
+    ///     .check(|m| {
+    ///         let mut entry = [0; 64];
+    ///         m.read(64, &mut entry);
+    ///         if m.read_u64(0) == 0 || entry == [7; 64] {
+    ///             Ok(())
+    ///         } else {
+    ///             Err("published before it was durable".to_string())
+    ///         }
+    ///     });
+    /// Explorer::default().explore(&scenario)?;
+    /// # Ok(()) }
+    /// ```
     #[track_caller]
     pub fn store_nontemporal(&self, offset: usize, bytes: &[u8]) {
         self.note("SimMedium::store_nontemporal", Location::caller());
@@ -418,6 +651,25 @@ impl SimMedium {
     ///
     /// # Panics
     /// If the range is outside the medium.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::layout::MAGIC;
+    /// use pmem_typed::sim::SimMedium;
+    /// use pmem_typed::{Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { n: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let medium = SimMedium::new(64 << 10, 64 << 10);
+    /// assert_eq!(medium.read_u64(0), 0);
+    /// Pool::create_on(medium.clone(), "magic", Root { n: 0 })?;
+    /// assert_eq!(medium.read_u64(0), u64::from_le_bytes(MAGIC)); // the last word written
+    /// # Ok(()) }
+    /// ```
     #[must_use]
     pub fn read_u64(&self, offset: usize) -> u64 {
         let mut bytes = [0u8; 8];
@@ -429,6 +681,26 @@ impl SimMedium {
     ///
     /// # Panics
     /// If the range is outside the medium.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::layout::unpadded;
+    /// use pmem_typed::sim::SimMedium;
+    /// use pmem_typed::{Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { n: u64 }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let medium = SimMedium::new(64 << 10, 64 << 10);
+    /// Pool::create_on(medium.clone(), "orders", Root { n: 0 })?;
+    /// let mut name = [0; 64];
+    /// medium.read(32, &mut name); // the superblock's layout name
+    /// assert_eq!(unpadded(&name), "orders");
+    /// # Ok(()) }
+    /// ```
     pub fn read(&self, offset: usize, buf: &mut [u8]) {
         self.check_range(offset, buf.len());
         // SAFETY: in range (checked); plain bytes.
@@ -441,6 +713,35 @@ impl SimMedium {
     ///
     /// # Panics
     /// If the range is outside the medium.
+    ///
+    /// # Examples
+    ///
+    /// A fence waits only for what was flushed:
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Scenario};
+    ///
+    /// let publish = |flush_value: bool| {
+    ///     Scenario::new(4096)
+    ///         .run(move |m| {
+    ///             m.store_u64(64, 42);
+    ///             if flush_value {
+    ///                 m.flush_range(64, 8);
+    ///             }
+    ///             m.sfence();
+    ///             m.store_u64(0, 1);
+    ///             m.flush_range(0, 8);
+    ///             m.sfence();
+    ///             Ok(())
+    ///         })
+    ///         .check(|m| match (m.read_u64(0), m.read_u64(64)) {
+    ///             (0, _) | (1, 42) => Ok(()),
+    ///             (flag, value) => Err(format!("flag {flag} with value {value}")),
+    ///         })
+    /// };
+    /// assert!(Explorer::default().explore(&publish(true)).is_ok());
+    /// assert!(Explorer::default().explore(&publish(false)).is_err());
+    /// ```
     #[track_caller]
     pub fn flush_range(&self, offset: usize, len: usize) {
         self.note("SimMedium::flush_range", Location::caller());
@@ -449,6 +750,27 @@ impl SimMedium {
     }
 
     /// A fence (recorded at the caller).
+    ///
+    /// # Examples
+    ///
+    /// Crashes are placed before every fence, where the most stores are undecided:
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Scenario};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let scenario = Scenario::new(4096).run(|m| {
+    ///     for i in 0..3 {
+    ///         m.store_u64(64 * i, 1);
+    ///         m.flush_range(64 * i, 8);
+    ///         m.sfence();
+    ///     }
+    ///     Ok(())
+    /// });
+    /// let summary = Explorer::default().explore(&scenario)?;
+    /// assert_eq!(summary.crash_points, 4); // before each fence, and at the end
+    /// # Ok(()) }
+    /// ```
     #[track_caller]
     pub fn sfence(&self) {
         self.note("SimMedium::sfence", Location::caller());

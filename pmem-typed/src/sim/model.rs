@@ -8,6 +8,37 @@ use super::medium::{CHUNK, Event, Log};
 use crate::layout::LINE;
 
 /// Which hardware the durable images model.
+///
+/// # Examples
+///
+/// A value and the flag that publishes it, stored without flushing in
+/// between, are safe only where the hardware keeps their order:
+///
+/// ```
+/// use pmem_typed::sim::{Explorer, Profile, Scenario};
+///
+/// let publish = |value_at: usize| {
+///     Scenario::new(4096)
+///         .run(move |m| {
+///             m.store_u64(value_at, 42);
+///             m.store_u64(0, 1);
+///             m.flush_range(0, value_at + 8);
+///             m.sfence();
+///             Ok(())
+///         })
+///         .check(move |m| match (m.read_u64(0), m.read_u64(value_at)) {
+///             (0, _) | (1, 42) => Ok(()),
+///             (flag, value) => Err(format!("flag {flag} with value {value}")),
+///         })
+/// };
+/// let safe_on = |profile, value_at| Explorer::new(profile).explore(&publish(value_at)).is_ok();
+/// // In other lines: lines are written back in any order, unless caches are persistent.
+/// assert!(safe_on(Profile::Eadr, 64));
+/// assert!(!safe_on(Profile::X86Adr, 64));
+/// // In the flag's line: x86 persists one line's stores in order; a weaker model need not.
+/// assert!(safe_on(Profile::X86Adr, 8));
+/// assert!(!safe_on(Profile::Conservative, 8));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Profile {
     /// x86 with ADR (Optane, NVDIMM-N): 64-byte lines; 8-byte failure

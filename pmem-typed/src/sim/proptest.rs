@@ -51,6 +51,39 @@ use super::{CrashChoice, Explorer, Failure, Scenario};
 
 /// Crash choices: a crash point and, for up to 64 pending units, how many
 /// stores each kept. Shrinks toward the first point and toward keeping nothing.
+///
+/// # Examples
+///
+/// Proptest finds a crash that breaks a wrong protocol; replaying it says
+/// which crash it is, with the values reduced to what exists:
+///
+/// ```
+/// use pmem_typed::sim::proptest::crash_choices;
+/// use pmem_typed::sim::{CrashChoice, Explorer, Scenario};
+/// use proptest::test_runner::{TestCaseError, TestError, TestRunner};
+///
+/// // The flag (line 0) and the value (line 1) are flushed and fenced together.
+/// let scenario = Scenario::new(4096)
+///     .run(|m| {
+///         m.store_u64(0, 1);
+///         m.store_u64(64, 42);
+///         m.flush_range(0, 128);
+///         m.sfence();
+///         Ok(())
+///     })
+///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
+///         (0, _) | (1, 42) => Ok(()),
+///         (flag, value) => Err(format!("flag {flag} with value {value}")),
+///     });
+/// let explorer = Explorer::default();
+/// let result = TestRunner::deterministic().run(&crash_choices(), |crash| {
+///     explorer.replay(&scenario, &crash).map_err(|f| TestCaseError::fail(f.to_string()))
+/// });
+/// let Err(TestError::Fail(_, crash)) = result else { panic!("the value can be lost") };
+/// let failure = explorer.replay(&scenario, &crash).expect_err("replays");
+/// // Before the fence, with the flag's line kept and the value's lost.
+/// assert_eq!(failure.replay, Some(CrashChoice { point: 0, kept: vec![1, 0] }));
+/// ```
 pub fn crash_choices() -> impl Strategy<Value = CrashChoice> {
     (any::<u32>(), prop::collection::vec(0usize..64, 0..64)).prop_map(|(point, kept)| CrashChoice {
         point: point as usize,
@@ -59,6 +92,50 @@ pub fn crash_choices() -> impl Strategy<Value = CrashChoice> {
 }
 
 /// A workload that breaks crash consistency, reduced.
+///
+/// # Examples
+///
+/// Counting an entry before it is durable loses it in a crash; the failure
+/// is reduced to one append:
+///
+/// ```
+/// use pmem_typed::Medium;
+/// use pmem_typed::sim::proptest::check_workloads;
+/// use pmem_typed::sim::{Explorer, FailureKind, Scenario};
+/// use proptest::prelude::*;
+/// use proptest::test_runner::Config;
+///
+/// /// Appends `values` to a log: their count at offset 0, entries from 64.
+/// fn append(values: &[u64]) -> Scenario<'static> {
+///     let (written, expected) = (values.to_vec(), values.to_vec());
+///     Scenario::new(4096)
+///         .run(move |m| {
+///             for (i, &value) in written.iter().enumerate() {
+///                 m.store_u64(0, i as u64 + 1); // wrong: counted first
+///                 m.persist(0, 8);
+///                 m.store_u64(64 + 8 * i, value);
+///                 m.persist(64 + 8 * i, 8);
+///             }
+///             Ok(())
+///         })
+///         .check(move |m| {
+///             let count = m.read_u64(0) as usize;
+///             if (0..count).all(|i| m.read_u64(64 + 8 * i) == expected[i]) {
+///                 Ok(())
+///             } else {
+///                 Err(format!("an entry of {count} is lost"))
+///             }
+///         })
+/// }
+///
+/// let config = Config { cases: 32, failure_persistence: None, ..Config::default() };
+/// let values = prop::collection::vec(1..1000_u64, 1..5);
+/// let found = check_workloads(&Explorer::default(), config, values, append)
+///     .expect_err("the count can be durable before the entry");
+/// assert_eq!(found.ops.len(), 1);
+/// assert_eq!(found.failure.kind, FailureKind::Crash);
+/// assert!(found.to_string().starts_with("minimal workload (1 operations): ["));
+/// ```
 #[derive(Clone, Debug)]
 pub struct Counterexample<Op> {
     /// The operations: removing any one of them makes every crash pass.
@@ -90,6 +167,47 @@ impl<Op: fmt::Debug> std::error::Error for Counterexample<Op> {}
 ///
 /// # Panics
 /// If proptest aborts (for instance when a strategy rejects too many values).
+///
+/// # Examples
+///
+/// Appending to a log, each entry durable before it is counted:
+///
+/// ```
+/// use pmem_typed::Medium;
+/// use pmem_typed::sim::proptest::check_workloads;
+/// use pmem_typed::sim::{Explorer, Scenario};
+/// use proptest::prelude::*;
+/// use proptest::test_runner::Config;
+///
+/// /// Appends `values` to a log: their count at offset 0, entries from 64.
+/// fn append(values: &[u64]) -> Scenario<'static> {
+///     let (written, expected) = (values.to_vec(), values.to_vec());
+///     Scenario::new(4096)
+///         .run(move |m| {
+///             for (i, &value) in written.iter().enumerate() {
+///                 m.store_u64(64 + 8 * i, value);
+///                 m.persist(64 + 8 * i, 8); // durable before it is counted
+///                 m.store_u64(0, i as u64 + 1);
+///                 m.persist(0, 8);
+///             }
+///             Ok(())
+///         })
+///         .check(move |m| {
+///             let count = m.read_u64(0) as usize;
+///             if (0..count).all(|i| m.read_u64(64 + 8 * i) == expected[i]) {
+///                 Ok(())
+///             } else {
+///                 Err(format!("an entry of {count} is lost"))
+///             }
+///         })
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = Config { cases: 32, failure_persistence: None, ..Config::default() };
+/// let values = prop::collection::vec(1..1000_u64, 1..5);
+/// check_workloads(&Explorer::default(), config, values, append)?;
+/// # Ok(()) }
+/// ```
 pub fn check_workloads<Op: Clone + fmt::Debug>(
     explorer: &Explorer,
     config: Config,
