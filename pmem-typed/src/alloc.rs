@@ -87,7 +87,7 @@ pub(crate) struct Reservation {
 /// ones take runs of whole 16 KiB chunks:
 ///
 /// ```
-/// use pmem_typed::{PPtr, PSlice, Persist, Pool};
+/// use pmem_typed::{ClassStats, PPtr, PSlice, Persist, Pool, RunStats};
 ///
 /// #[derive(Clone, Copy, Persist)]
 /// #[repr(C)]
@@ -102,8 +102,12 @@ pub(crate) struct Reservation {
 ///
 /// let stats = pool.stats();
 /// assert_eq!(stats.chunks, 63); // 1 MiB less the header, root and chunk table
-/// assert_eq!(stats.classes[0], (64, 1, 1, 256)); // 1 chunk of 64-byte blocks, 1 of 256 used
-/// assert_eq!(stats.runs, (1, 3));
+/// // 1 chunk of 64-byte blocks, 1 of its 256 used:
+/// assert_eq!(
+///     stats.classes[0],
+///     ClassStats { block_size: 64, chunks: 1, used_blocks: 1, total_blocks: 256 }
+/// );
+/// assert_eq!(stats.runs, RunStats { count: 1, chunks: 3 });
 /// assert_eq!(stats.free_chunks, 63 - 1 - 3);
 /// assert_eq!(stats.allocated_bytes, 64 + 3 * 16 * 1024);
 /// # Ok(()) }
@@ -114,12 +118,70 @@ pub struct HeapStats {
     pub chunks: u64,
     /// Chunks with nothing allocated in them (unused, or emptied small chunks).
     pub free_chunks: u64,
-    /// Per size class: (block size, chunks of the class, blocks allocated, blocks in those chunks).
-    pub classes: Vec<(u64, u64, u64, u64)>,
-    /// Large allocations (runs of whole chunks) and the chunks they take.
-    pub runs: (u64, u64),
+    /// One entry per size class, smallest first.
+    pub classes: Vec<ClassStats>,
+    /// Large allocations: runs of whole chunks.
+    pub runs: RunStats,
     /// Bytes in allocated blocks.
     pub allocated_bytes: u64,
+}
+
+/// The chunks of one size class and their blocks, in [`HeapStats::classes`].
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::{PPtr, Persist, Pool};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Root { name: PPtr<[u8; 100]> }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let mut pool = Pool::<Root>::create(dir.path().join("pool"), "classes", 1 << 20)?;
+/// pool.alloc(pool.root().fields().name, [b'x'; 100])?;
+/// // 100 bytes round up to the 128-byte class.
+/// let class = pool.stats().classes.into_iter().find(|c| c.used_blocks > 0).ok_or("none")?;
+/// assert_eq!((class.block_size, class.chunks, class.total_blocks), (128, 1, 128));
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassStats {
+    /// Size of the class's blocks in bytes.
+    pub block_size: u64,
+    /// Chunks divided into blocks of this class.
+    pub chunks: u64,
+    /// Blocks allocated in those chunks.
+    pub used_blocks: u64,
+    /// Blocks in those chunks, allocated or not.
+    pub total_blocks: u64,
+}
+
+/// Large allocations, each a run of whole chunks, in [`HeapStats::runs`].
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::{PSlice, Persist, Pool, RunStats};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Root { image: PSlice<u8> }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let mut pool = Pool::<Root>::create(dir.path().join("pool"), "runs", 1 << 20)?;
+/// pool.alloc_slice_zeroed(pool.root().fields().image, 100_000)?; // 7 chunks of 16 KiB
+/// assert_eq!(pool.stats().runs, RunStats { count: 1, chunks: 7 });
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Large allocations.
+    pub count: u64,
+    /// Chunks they take.
+    pub chunks: u64,
 }
 
 /// The allocator's volatile state.
@@ -178,9 +240,10 @@ impl Heap {
                 let global = zone * geometry.zone_chunks + index;
                 // Whatever the kind: a chunk freed later must be all zero.
                 if d.reserved != [0; 3] {
+                    let words: Vec<String> = d.reserved.iter().map(|w| format!("{w:#x}")).collect();
                     return Err(bad(format!(
-                        "reserved words {:#x?}, expected zero",
-                        d.reserved
+                        "reserved words [{}], expected zero",
+                        words.join(", ")
                     )));
                 }
                 match d.kind() {
@@ -549,7 +612,13 @@ impl Heap {
     /// Counts for [`HeapStats`].
     pub(crate) fn stats(&self) -> HeapStats {
         let mut stats = HeapStats {
-            classes: SIZE_CLASSES.iter().map(|&s| (s as u64, 0, 0, 0)).collect(),
+            classes: SIZE_CLASSES
+                .iter()
+                .map(|&size| ClassStats {
+                    block_size: size as u64,
+                    ..ClassStats::default()
+                })
+                .collect(),
             ..HeapStats::default()
         };
         for info in self.chunks.iter().flatten() {
@@ -560,14 +629,14 @@ impl Heap {
                 chunk_kind::SMALL => {
                     let class = usize::from(info.class);
                     let entry = &mut stats.classes[class];
-                    entry.1 += 1;
-                    entry.2 += u64::from(info.used);
-                    entry.3 += blocks_per_chunk(class) as u64;
+                    entry.chunks += 1;
+                    entry.used_blocks += u64::from(info.used);
+                    entry.total_blocks += blocks_per_chunk(class) as u64;
                     stats.allocated_bytes += u64::from(info.used) * SIZE_CLASSES[class] as u64;
                 }
                 chunk_kind::RUN => {
-                    stats.runs.0 += 1;
-                    stats.runs.1 += u64::from(info.run);
+                    stats.runs.count += 1;
+                    stats.runs.chunks += u64::from(info.run);
                     stats.allocated_bytes += u64::from(info.run) * CHUNK as u64;
                 }
                 _ => {}

@@ -38,7 +38,7 @@ use crate::pool::Pool;
 /// let report = pool.check();
 /// assert_eq!(report.leaked, [(node.offset(), 64)]); // the 16-byte node took a 64-byte block
 /// let text = report.to_string();
-/// assert!(text.starts_with("1 allocated blocks (64 bytes), 0 reachable, 1 leaked, 0 problems\n"));
+/// assert!(text.starts_with("1 allocated block (64 bytes), 0 reachable, 1 leaked, 0 problems\n"));
 /// assert!(text.contains(&format!("leaked: 64 bytes at {:#x}", node.offset())));
 /// # Ok(()) }
 /// ```
@@ -89,12 +89,12 @@ impl fmt::Display for CheckReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{} allocated blocks ({} bytes), {} reachable, {} leaked, {} problems",
-            self.allocated_blocks,
+            "{} ({} bytes), {} reachable, {} leaked, {}",
+            crate::counted(self.allocated_blocks, "allocated block"),
             self.allocated_bytes,
             self.reachable_blocks,
             self.leaked.len(),
-            self.problems.len()
+            crate::counted(self.problems.len() as u64, "problem"),
         )?;
         for (offset, size) in &self.leaked {
             writeln!(f, "  leaked: {size} bytes at {offset:#x}")?;

@@ -176,6 +176,12 @@ pub enum Error {
 pub enum PointerProblem {
     /// It is null.
     Null,
+    /// It points into the pool's header, the first `header_size` bytes,
+    /// which no typed value occupies.
+    InHeader {
+        /// Bytes of header before the root.
+        header_size: u64,
+    },
     /// It extends past the end of the pool (of `pool_size` bytes).
     OutOfBounds {
         /// The pool's size.
@@ -225,6 +231,7 @@ pub enum PointerProblem {
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FieldDifference {
     /// The whole type's size changed.
     Size {
@@ -301,6 +308,9 @@ impl fmt::Display for PointerProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Null => f.write_str("it is null"),
+            Self::InHeader { header_size } => {
+                write!(f, "it points into the pool's {header_size}-byte header")
+            }
             Self::OutOfBounds { pool_size } => write!(f, "the pool has only {pool_size} bytes"),
             Self::Misaligned { align } => write!(f, "it is not {align}-byte aligned"),
         }

@@ -230,14 +230,9 @@ const _: () = assert!(size_of::<DynamicSlot>() == LINE);
 /// ```
 /// use pmem_typed::layout::{RedoKind, RedoRecord};
 ///
-/// let kind_of = |record: &RedoRecord| {
-///     [RedoKind::None, RedoKind::Alloc, RedoKind::Free]
-///         .into_iter()
-///         .find(|&kind| kind as u32 == record.kind)
-/// };
 /// let record = RedoRecord { kind: RedoKind::Free as u32, ..bytemuck::Zeroable::zeroed() };
-/// assert_eq!(kind_of(&record), Some(RedoKind::Free));
-/// assert_eq!(kind_of(&RedoRecord { kind: 7, ..record }), None); // damaged: open refuses it
+/// assert_eq!(RedoKind::from_u32(record.kind), Some(RedoKind::Free));
+/// assert_eq!(RedoKind::from_u32(7), None); // damaged: open refuses such a record
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
@@ -248,6 +243,29 @@ pub enum RedoKind {
     Alloc = 1,
     /// Unpublish `dest` and free `block`.
     Free = 2,
+}
+
+impl RedoKind {
+    /// The kind a record's `kind` word stands for, or `None` for a value no
+    /// kind has.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::layout::RedoKind;
+    ///
+    /// assert_eq!(RedoKind::from_u32(1), Some(RedoKind::Alloc));
+    /// assert_eq!(RedoKind::from_u32(3), None);
+    /// ```
+    #[must_use]
+    pub const fn from_u32(value: u32) -> Option<Self> {
+        match value {
+            0 => Some(Self::None),
+            1 => Some(Self::Alloc),
+            2 => Some(Self::Free),
+            _ => None,
+        }
+    }
 }
 
 /// The allocator's redo record: one allocation or free in flight. Written and

@@ -92,7 +92,7 @@ pub mod pptr;
 #[cfg(feature = "sim")]
 pub mod sim;
 
-pub use alloc::HeapStats;
+pub use alloc::{ClassStats, HeapStats, RunStats};
 pub use check::CheckReport;
 pub use error::{Error, FieldDifference, PointerProblem, Result};
 pub use guard::Guard;
@@ -128,3 +128,12 @@ pub use pool::{Pool, PoolInfo};
 pub use pptr::{PPtr, PSlice};
 
 pub use pmem_sys;
+
+/// `n` and `noun`, plural unless `n` is 1: "1 block", "2 blocks".
+pub(crate) fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}

@@ -501,7 +501,7 @@ impl Tracer {
         }
     }
 
-    /// Records a slice of `T`s (nothing for the empty slice).
+    /// Records a slice of `T`s (nothing for a slice at offset 0, the empty one).
     ///
     /// # Examples
     ///
@@ -543,7 +543,9 @@ impl Tracer {
     /// # Ok(()) }
     /// ```
     pub fn visit_slice<T: Persist>(&mut self, slice: PSlice<T>) {
-        if !slice.is_empty() {
+        // An empty slice with an offset still owns the block it names:
+        // `Pool::free_slice` frees it.
+        if slice.offset() != 0 {
             self.pending.push(Visit {
                 offset: slice.offset(),
                 count: slice.len(),

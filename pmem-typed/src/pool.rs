@@ -52,7 +52,8 @@ pub struct PoolInfo {
     pub uuid: [u8; 16],
     /// The layout name given at creation.
     pub layout: String,
-    /// Bytes in use.
+    /// The pool's size in bytes: header, root and heap (what is allocated
+    /// is [`HeapStats::allocated_bytes`]).
     pub size: u64,
     /// The root type as recorded: name, size, alignment, fingerprint.
     pub root_name: String,
@@ -636,7 +637,8 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         &self.info
     }
 
-    /// Bytes in use.
+    /// The pool's size in bytes: header, root and heap, as created or last
+    /// grown (what is allocated is [`stats`](Self::stats)).
     ///
     /// # Examples
     ///
@@ -666,7 +668,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     /// # Examples
     ///
     /// ```
-    /// use pmem_typed::{PSlice, Persist, Pool};
+    /// use pmem_typed::{ClassStats, PSlice, Persist, Pool};
     ///
     /// #[derive(Clone, Copy, Persist)]
     /// #[repr(C)]
@@ -682,7 +684,8 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     /// // the first of the 16 in a new chunk of that class.
     /// let stats = pool.stats();
     /// assert_eq!(stats.allocated_bytes, 1024);
-    /// assert!(stats.classes.contains(&(1024, 1, 1, 16)));
+    /// let class = ClassStats { block_size: 1024, chunks: 1, used_blocks: 1, total_blocks: 16 };
+    /// assert!(stats.classes.contains(&class));
     /// pool.free_slice(samples)?;
     /// assert_eq!(pool.stats().allocated_bytes, 0);
     /// # Ok(()) }
@@ -724,10 +727,13 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     fn resolve(&self, offset: u64, size: u64, align: usize) -> Result<usize> {
         let problem = if offset == 0 {
             PointerProblem::Null
-        } else if offset < PAGE as u64
-            || offset
-                .checked_add(size)
-                .is_none_or(|end| end > self.info.size)
+        } else if offset < PAGE as u64 {
+            PointerProblem::InHeader {
+                header_size: PAGE as u64,
+            }
+        } else if offset
+            .checked_add(size)
+            .is_none_or(|end| end > self.info.size)
         {
             PointerProblem::OutOfBounds {
                 pool_size: self.info.size,
@@ -1019,8 +1025,9 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     }
 
     /// Stores `value` at `ptr` and persists exactly its cache lines. A value
-    /// of 8 bytes or less at an aligned address (every field the derive
-    /// accepts) is written by one store, so it is failure-atomic.
+    /// of 8 bytes or less that does not cross an 8-byte boundary (every such
+    /// field the derive accepts) is written by one 8-byte store, so it is
+    /// failure-atomic; larger values may be torn by a crash.
     ///
     /// # Errors
     /// [`Error::BadPointer`].
@@ -1053,20 +1060,22 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     pub fn set<T: Persist>(&mut self, ptr: PPtr<T>, value: T) -> Result<()> {
         self.medium.note("Pool::set", Location::caller());
         let offset = self.resolve(ptr.offset(), size_of::<T>() as u64, align_of::<T>())?;
-        // SAFETY: in bounds (resolved); `&mut self` excludes any reference to the bytes.
-        unsafe {
-            if size_of::<T>() == 8 && offset % 8 == 0 {
-                self.medium.store_u64(
-                    offset,
-                    bytemuck::cast::<[u8; 8], u64>(
-                        bytemuck::bytes_of(&value).try_into().unwrap_or_default(),
-                    ),
-                );
-            } else {
-                self.medium.write(offset, bytemuck::bytes_of(&value), false);
-            }
+        let size = size_of::<T>();
+        let word = offset & !7;
+        if size > 0 && offset + size <= word + 8 && word + 8 <= self.medium.len() {
+            // One aligned 8-byte store is failure-atomic: smaller values ride
+            // in their word, whose other bytes are stored back unchanged.
+            // SAFETY: the word is 8-aligned and inside the medium (checked).
+            let mut bytes: [u8; 8] = unsafe { read(&self.medium, word) };
+            let at = offset - word;
+            bytes[at..at + size].copy_from_slice(bytemuck::bytes_of(&value));
+            // SAFETY: as above; `&mut self` excludes any reference to the word.
+            unsafe { self.medium.store_u64(word, u64::from_ne_bytes(bytes)) };
+        } else {
+            // SAFETY: in bounds (resolved); `&mut self` excludes any reference to the bytes.
+            unsafe { self.medium.write(offset, bytemuck::bytes_of(&value), false) };
         }
-        self.medium.persist(offset, size_of::<T>());
+        self.medium.persist(offset, size);
         Ok(())
     }
 
@@ -1190,10 +1199,10 @@ impl<R: Persist, M: Medium> Pool<R, M> {
                 ),
             });
         }
+        let (base, _) = self.resolve_slice(slice)?;
         if values.is_empty() {
             return Ok(());
         }
-        let (base, _) = self.resolve_slice(slice)?;
         let offset = base + (start as usize) * size_of::<T>();
         let bytes: &[u8] = bytemuck::cast_slice(values);
         // SAFETY: inside the resolved slice; `&mut self` excludes references to it.
@@ -1255,7 +1264,8 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     }
 
     /// Allocates a slice holding `values` and publishes it into `*dest`,
-    /// failure-atomically.
+    /// failure-atomically. No values allocate nothing: `*dest` becomes
+    /// [`PSlice::empty`].
     ///
     /// # Errors
     /// As for [`alloc`](Self::alloc).
@@ -1292,6 +1302,10 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         self.medium.note("Pool::alloc_slice", Location::caller());
         let dest = self.resolve(dest.offset(), 16, 8)?;
         let len = values.len() as u64;
+        if len == 0 {
+            self.publish_empty_slice(dest);
+            return Ok(PSlice::empty());
+        }
         let bytes: &[u8] = bytemuck::cast_slice(values);
         let block = self.alloc_block(
             bytes.len(),
@@ -1305,6 +1319,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     }
 
     /// Allocates a slice of `len` zeroed elements and publishes it into `*dest`.
+    /// A length of 0 allocates nothing: `*dest` becomes [`PSlice::empty`].
     ///
     /// # Errors
     /// As for [`alloc`](Self::alloc).
@@ -1343,6 +1358,10 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         self.medium
             .note("Pool::alloc_slice_zeroed", Location::caller());
         let dest = self.resolve(dest.offset(), 16, 8)?;
+        if len == 0 {
+            self.publish_empty_slice(dest);
+            return Ok(PSlice::empty());
+        }
         let bytes = len
             .checked_mul(size_of::<T>() as u64)
             .and_then(|b| usize::try_from(b).ok())
@@ -1359,6 +1378,20 @@ impl<R: Persist, M: Medium> Pool<R, M> {
 
     /// The allocation protocol (see the `alloc` module): value and redo
     /// record, fence; apply, fence; clear the record, fence.
+    /// Makes the slice at `dest` (16 resolved bytes) empty. The length goes
+    /// first: a crash leaves the old slice, an empty one still naming the old
+    /// block (it owns it, as [`free_slice`](Self::free_slice) and
+    /// [`check`](Self::check) agree), or the empty slice.
+    fn publish_empty_slice(&mut self, dest: usize) {
+        // SAFETY: `dest` resolved to 16 in-bounds, 8-aligned bytes; `&mut self`
+        // excludes references to them.
+        unsafe { self.medium.store_u64(dest + 8, 0) };
+        self.medium.persist(dest + 8, 8);
+        // SAFETY: as above.
+        unsafe { self.medium.store_u64(dest, 0) };
+        self.medium.persist(dest, 8);
+    }
+
     fn alloc_block(
         &mut self,
         size: usize,
@@ -1609,8 +1642,9 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     /// only after the new chunk tables are durable.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if `new_size` is smaller than the pool;
-    /// [`Error::Io`] from the medium.
+    /// [`Error::InvalidArgument`] if `new_size` is smaller than the pool, or
+    /// larger than a simulated medium's capacity; [`Error::Io`] from growing
+    /// and remapping a file.
     ///
     /// # Examples
     ///

@@ -449,11 +449,11 @@ fn info_json_has_the_same_facts() {
     assert_eq!(heap["runs"]["bytes"], 3 * 16384);
     let classes = heap["classes"].as_array().unwrap();
     assert_eq!(classes.len(), 8);
-    for (class, &(block, chunks, used, total)) in classes.iter().zip(&stats.classes) {
-        assert_eq!(class["block_size"].as_u64(), Some(block));
-        assert_eq!(class["chunks"].as_u64(), Some(chunks));
-        assert_eq!(class["blocks_used"].as_u64(), Some(used));
-        assert_eq!(class["blocks_total"].as_u64(), Some(total));
+    for (class, expected) in classes.iter().zip(&stats.classes) {
+        assert_eq!(class["block_size"].as_u64(), Some(expected.block_size));
+        assert_eq!(class["chunks"].as_u64(), Some(expected.chunks));
+        assert_eq!(class["blocks_used"].as_u64(), Some(expected.used_blocks));
+        assert_eq!(class["blocks_total"].as_u64(), Some(expected.total_blocks));
     }
     assert_eq!(classes[0]["blocks_used"], 3);
     assert_eq!(classes[0]["blocks_total"], 256);

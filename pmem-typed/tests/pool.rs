@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use pmem_typed::layout::{DYNAMIC_SLOTS_OFFSET, PAGE, REDO_OFFSET, RedoRecord};
-use pmem_typed::{Error, FieldDifference, PPtr, PSlice, Persist, PointerProblem, Pool};
+use pmem_typed::{Error, FieldDifference, PPtr, PSlice, Persist, PointerProblem, Pool, RunStats};
 use proptest::prelude::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Persist)]
@@ -288,7 +288,15 @@ fn bad_pointers_are_errors() {
     assert_eq!(bad(PPtr::null()), PointerProblem::Null);
     assert_eq!(
         bad(PPtr::from_offset(8)),
-        PointerProblem::OutOfBounds { pool_size: 1 << 20 }
+        PointerProblem::InHeader {
+            header_size: PAGE as u64
+        }
+    );
+    assert_eq!(
+        pool.get(PPtr::<u64>::from_offset(8))
+            .unwrap_err()
+            .to_string(),
+        "bad persistent pointer 0x8 to 8 bytes: it points into the pool's 4096-byte header"
     );
     assert_eq!(
         bad(PPtr::from_offset((1 << 20) - 4)),
@@ -515,7 +523,99 @@ fn slices_small_and_large() {
     assert!(pool.check().is_consistent());
     pool.free_slice(pool.root().fields().blob).unwrap();
     assert_eq!(pool.get(pool.root()).unwrap().blob, PSlice::empty());
-    assert_eq!(pool.stats().runs, (0, 0));
+    assert_eq!(pool.stats().runs, RunStats::default());
+}
+
+#[test]
+fn empty_slices_allocate_nothing() {
+    let t = TempPool::new();
+    let mut pool = t.create(1 << 20);
+    let root = pool.root();
+    let numbers = pool.alloc_slice::<u64>(root.fields().numbers, &[]).unwrap();
+    let blob = pool
+        .alloc_slice_zeroed::<u8>(root.fields().blob, 0)
+        .unwrap();
+    assert_eq!((numbers, blob), (PSlice::empty(), PSlice::empty()));
+    assert_eq!(pool.allocated_blocks(), []);
+    let report = pool.check();
+    assert!(report.is_consistent(), "{report}");
+
+    // Replacing a slice by an empty one: the old block must be freed first,
+    // else the check reports it.
+    pool.alloc_slice(root.fields().numbers, &[1u64, 2, 3])
+        .unwrap();
+    pool.alloc_slice::<u64>(root.fields().numbers, &[]).unwrap();
+    assert_eq!(pool.check().leaked.len(), 1);
+}
+
+#[test]
+fn an_empty_slice_naming_a_block_owns_it() {
+    // What a crash between the two stores that empty a slice can leave.
+    let t = TempPool::new();
+    let mut pool = t.create(1 << 20);
+    let root = pool.root();
+    let numbers = pool
+        .alloc_slice(root.fields().numbers, &[1u64, 2, 3])
+        .unwrap();
+    let emptied = PSlice::<u64>::from_raw_parts(numbers.offset(), 0);
+    pool.set(root.fields().numbers, emptied).unwrap();
+    let report = pool.check();
+    assert!(report.is_consistent(), "{report}");
+    assert_eq!(pool.get_slice(emptied).unwrap(), &[] as &[u64]);
+    pool.free_slice(root.fields().numbers).unwrap();
+    assert_eq!(pool.allocated_blocks(), []);
+    assert_eq!(pool.get(root).unwrap().numbers, PSlice::empty());
+}
+
+/// Fields smaller than 8 bytes, packed into words.
+#[derive(Clone, Copy, Debug, PartialEq, Persist)]
+#[repr(C)]
+struct Packed {
+    a: u8,
+    b: u8,
+    c: u16,
+    d: u32,
+    e: [u8; 3],
+    f: u8,
+    g: [u8; 2],
+    h: u16,
+    wide: [u32; 3],
+}
+
+#[test]
+fn setting_a_small_field_leaves_its_neighbours() {
+    let t = TempPool::new();
+    let path = t.path();
+    {
+        let mut pool = Pool::<Packed>::create(&path, "packed", 1 << 20).unwrap();
+        let f = pool.root().fields();
+        pool.set(f.a, 0x11).unwrap();
+        pool.set(f.b, 0x22).unwrap();
+        pool.set(f.c, 0x3333).unwrap();
+        pool.set(f.d, 0x4444_4444).unwrap();
+        pool.set(f.e, [0x55; 3]).unwrap();
+        pool.set(f.f, 0x66).unwrap();
+        pool.set(f.g, [0x77; 2]).unwrap();
+        pool.set(f.h, 0x8888).unwrap();
+        pool.set(f.wide, [0x9999_9999; 3]).unwrap();
+        pool.set(f.b, 0xbb).unwrap();
+        pool.set(f.f, 0xff).unwrap();
+    }
+    let pool = Pool::<Packed>::open(&path, "packed").unwrap();
+    assert_eq!(
+        *pool.get(pool.root()).unwrap(),
+        Packed {
+            a: 0x11,
+            b: 0xbb,
+            c: 0x3333,
+            d: 0x4444_4444,
+            e: [0x55; 3],
+            f: 0xff,
+            g: [0x77; 2],
+            h: 0x8888,
+            wide: [0x9999_9999; 3],
+        }
+    );
 }
 
 #[test]

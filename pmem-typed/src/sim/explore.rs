@@ -311,7 +311,7 @@ impl<'a> Scenario<'a> {
     ///     });
     /// let failure = Explorer::default().explore(&scenario).expect_err("no order");
     /// let report = failure.to_string();
-    /// assert!(report.contains("line 0x40 (value): LOST all 1 pending stores"), "{report}");
+    /// assert!(report.contains("line 0x40 (value): LOST its pending store"), "{report}");
     /// ```
     #[must_use]
     pub fn labels(mut self, f: impl Fn(&[u8], usize) -> Option<String> + Send + Sync + 'a) -> Self {
@@ -646,7 +646,7 @@ pub enum FailureKind {
 /// let report = failure.to_string();
 /// let first_line = "crash-consistency violation: invariant violated: flag 1 with value 0\n";
 /// assert!(report.starts_with(first_line), "{report}");
-/// assert!(report.contains("line 0x0: kept all 1 pending stores"));
+/// assert!(report.contains("line 0x0: kept its pending store"));
 /// assert!(report.contains("replay: Explorer { profile: Profile::X86Adr"));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -690,6 +690,8 @@ impl fmt::Display for PointReport {
         }
         for line in &self.lines {
             let verdict = match (line.kept, line.pending) {
+                (0, 1) => "LOST its pending store".to_owned(),
+                (1, 1) => "kept its pending store".to_owned(),
                 (0, n) => format!("LOST all {n} pending stores"),
                 (k, n) if k == n => format!("kept all {n} pending stores"),
                 (k, n) => format!("kept {k} of {n} pending stores (TORN)"),

@@ -1,6 +1,8 @@
 //! Names for the lines of a pool image, for failure reports.
 
-use crate::layout::{CHUNK, DYNAMIC_SLOTS_OFFSET, LINE, PAGE, REDO_OFFSET, REDO_SLOTS};
+use std::mem::offset_of;
+
+use crate::layout::{CHUNK, DYNAMIC_SLOTS_OFFSET, LINE, PAGE, REDO_OFFSET, REDO_SLOTS, Superblock};
 use crate::persist::Persist;
 
 /// Labels lines of a [`Pool<R>`](crate::Pool) image: superblock, header
@@ -79,8 +81,8 @@ pub fn pool_labels<R: Persist>(image: &[u8], offset: usize) -> Option<String> {
             many => format!("root fields `{}`", many.join("`, `")),
         });
     }
-    let heap_offset = u64_at(144)? as usize;
-    let zone_chunks = u64_at(136)? as usize;
+    let heap_offset = u64_at(offset_of!(Superblock, heap_offset))? as usize;
+    let zone_chunks = u64_at(offset_of!(Superblock, zone_chunks))? as usize;
     if offset < heap_offset {
         return Some(format!("root `{}` (padding)", R::LAYOUT.name));
     }

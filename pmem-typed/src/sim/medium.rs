@@ -327,6 +327,12 @@ impl SimMedium {
     /// but are not logged, and memory is not compared (used for set-up the
     /// test does not explore, and for checking invariants).
     ///
+    /// Crash images are built from the log, so inside an explored
+    /// [`Scenario::run`](super::Scenario::run) or
+    /// [`recover`](super::Scenario::recover) turn recording off only around
+    /// reads: a write made meanwhile is in no crash image, even once flushed
+    /// and fenced, and the explorer would report its loss.
+    ///
     /// # Examples
     ///
     /// The recording grows with every store. A medium used as plain memory,

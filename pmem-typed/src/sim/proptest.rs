@@ -134,7 +134,7 @@ pub fn crash_choices() -> impl Strategy<Value = CrashChoice> {
 ///     .expect_err("the count can be durable before the entry");
 /// assert_eq!(found.ops.len(), 1);
 /// assert_eq!(found.failure.kind, FailureKind::Crash);
-/// assert!(found.to_string().starts_with("minimal workload (1 operations): ["));
+/// assert!(found.to_string().starts_with("minimal workload (1 operation): ["));
 /// ```
 #[derive(Clone, Debug)]
 pub struct Counterexample<Op> {
@@ -148,8 +148,8 @@ impl<Op: fmt::Debug> fmt::Display for Counterexample<Op> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "minimal workload ({} operations): {:?}",
-            self.ops.len(),
+            "minimal workload ({}): {:?}",
+            crate::counted(self.ops.len() as u64, "operation"),
             self.ops
         )?;
         write!(f, "{}", self.failure)

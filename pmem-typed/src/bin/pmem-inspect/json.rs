@@ -29,13 +29,13 @@ pub(crate) fn info(report: &Report<'_>, with_blocks: bool) -> Value {
         let classes: Vec<Value> = stats
             .classes
             .iter()
-            .map(|&(block_size, chunks, used, total)| {
+            .map(|class| {
                 json!({
-                    "block_size": block_size,
-                    "chunks": chunks,
-                    "blocks_used": used,
-                    "blocks_total": total,
-                    "fill_percent": percent_value(used, total),
+                    "block_size": class.block_size,
+                    "chunks": class.chunks,
+                    "blocks_used": class.used_blocks,
+                    "blocks_total": class.total_blocks,
+                    "fill_percent": percent_value(class.used_blocks, class.total_blocks),
                 })
             })
             .collect();
@@ -44,9 +44,9 @@ pub(crate) fn info(report: &Report<'_>, with_blocks: bool) -> Value {
             "free_chunks": stats.free_chunks,
             "classes": classes,
             "runs": {
-                "count": stats.runs.0,
-                "chunks": stats.runs.1,
-                "bytes": stats.runs.1 * CHUNK as u64,
+                "count": stats.runs.count,
+                "chunks": stats.runs.chunks,
+                "bytes": stats.runs.chunks * CHUNK as u64,
             },
             "allocated_blocks": ins.blocks.as_ref().map(Vec::len),
             "allocated_bytes": stats.allocated_bytes,

@@ -164,9 +164,9 @@ impl Redo {
 
 /// The operation name of a record's kind, for JSON.
 pub(crate) fn kind_name(record: &RedoRecord) -> &'static str {
-    match record.kind {
-        k if k == RedoKind::Alloc as u32 => "alloc",
-        k if k == RedoKind::Free as u32 => "free",
+    match RedoKind::from_u32(record.kind) {
+        Some(RedoKind::Alloc) => "alloc",
+        Some(RedoKind::Free) => "free",
         _ => "unknown",
     }
 }
@@ -179,8 +179,8 @@ fn operation(r: &RedoRecord) -> String {
         units::size(r.block_size)
     };
     let [value, len] = r.dest_value;
-    match r.kind {
-        k if k == RedoKind::Alloc as u32 => {
+    match RedoKind::from_u32(r.kind) {
+        Some(RedoKind::Alloc) => {
             let slice = if r.dest_len == 16 {
                 format!(" as a slice of {len} elements")
             } else {
@@ -191,7 +191,7 @@ fn operation(r: &RedoRecord) -> String {
                 r.block, r.dest
             )
         }
-        k if k == RedoKind::Free as u32 => {
+        Some(RedoKind::Free) => {
             let unpublish = match (r.dest_len, value) {
                 (16, _) => format!("emptying the slice at {:#x}", r.dest),
                 (_, 0) => format!("nulling the pointer at {:#x}", r.dest),
@@ -199,7 +199,7 @@ fn operation(r: &RedoRecord) -> String {
             };
             format!("free of {size} at {:#x}, {unpublish}", r.block)
         }
-        other => format!("unknown operation {other} on {size} at {:#x}", r.block),
+        _ => format!("unknown operation {} on {size} at {:#x}", r.kind, r.block),
     }
 }
 

@@ -149,21 +149,27 @@ pub(crate) fn info(report: &Report<'_>, with_blocks: bool) -> String {
                 .map(String::from)
                 .to_vec(),
             ];
-            for &(block, chunks, used, total) in &stats.classes {
-                rows.push(if chunks == 0 {
-                    vec![size(block), "-".into(), "-".into(), "-".into(), "-".into()]
+            for class in &stats.classes {
+                rows.push(if class.chunks == 0 {
+                    vec![
+                        size(class.block_size),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                    ]
                 } else {
                     vec![
-                        size(block),
-                        chunks.to_string(),
-                        used.to_string(),
-                        total.to_string(),
-                        percent(used, total),
+                        size(class.block_size),
+                        class.chunks.to_string(),
+                        class.used_blocks.to_string(),
+                        class.total_blocks.to_string(),
+                        percent(class.used_blocks, class.total_blocks),
                     ]
                 });
             }
             out.push_str(&table("  ", &[Align::Right; 5], &rows));
-            let (runs, run_chunks) = stats.runs;
+            let (runs, run_chunks) = (stats.runs.count, stats.runs.chunks);
             line(
                 &mut out,
                 "large blocks",
