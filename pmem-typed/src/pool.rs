@@ -1065,8 +1065,12 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         if size > 0 && offset + size <= word + 8 && word + 8 <= self.medium.len() {
             // One aligned 8-byte store is failure-atomic: smaller values ride
             // in their word, whose other bytes are stored back unchanged.
-            // SAFETY: the word is 8-aligned and inside the medium (checked).
-            let mut bytes: [u8; 8] = unsafe { read(&self.medium, word) };
+            let mut bytes = if size == 8 {
+                [0; 8] // all replaced: no need to read the old word
+            } else {
+                // SAFETY: the word is 8-aligned and inside the medium (checked).
+                unsafe { read::<[u8; 8], M>(&self.medium, word) }
+            };
             let at = offset - word;
             bytes[at..at + size].copy_from_slice(bytemuck::bytes_of(&value));
             // SAFETY: as above; `&mut self` excludes any reference to the word.
