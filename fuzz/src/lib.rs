@@ -1,6 +1,8 @@
 //! What the fuzz targets share: the pool types the seeds are made with, the
 //! way an input becomes a pool image, and the workload run on a pool that
-//! opens.
+//! opens. pmem-typed's corruption tests include this file as a module, so
+//! the tests and the fuzzer damage and use the same pools in the same way
+//! (and CI builds this code).
 //!
 //! # Input format
 //!
@@ -78,24 +80,39 @@ pub fn image(data: &[u8]) -> Vec<u8> {
         .max(image.len());
     image.resize(len, 0);
     if flags & RESEAL_SUPERBLOCK != 0 {
-        let mut sb: Superblock = bytemuck::pod_read_unaligned(&image[..size_of::<Superblock>()]);
-        sb.crc = sb.computed_crc();
-        image[..size_of::<Superblock>()].copy_from_slice(bytemuck::bytes_of(&sb));
+        reseal_superblock(&mut image);
     }
     for i in 0..2 {
         if flags & RESEAL_SLOTS != 0 {
-            let at = DYNAMIC_SLOTS_OFFSET + i * LINE;
-            let mut slot: DynamicSlot = bytemuck::pod_read_unaligned(&image[at..at + LINE]);
-            slot.crc = slot.computed_crc();
-            image[at..at + LINE].copy_from_slice(bytemuck::bytes_of(&slot));
+            reseal_slot(&mut image, i);
         }
         if flags & RESEAL_RECORDS != 0 {
-            let at = REDO_OFFSET + i * LINE;
-            let record: RedoRecord = bytemuck::pod_read_unaligned(&image[at..at + LINE]);
-            image[at..at + LINE].copy_from_slice(bytemuck::bytes_of(&record.sealed()));
+            reseal_record(&mut image, i);
         }
     }
     image
+}
+
+/// Recomputes the superblock's CRC, so that damage behind it is what is found.
+pub fn reseal_superblock(image: &mut [u8]) {
+    let mut sb: Superblock = bytemuck::pod_read_unaligned(&image[..size_of::<Superblock>()]);
+    sb.crc = sb.computed_crc();
+    image[..size_of::<Superblock>()].copy_from_slice(bytemuck::bytes_of(&sb));
+}
+
+/// Recomputes dynamic slot `i`'s CRC.
+pub fn reseal_slot(image: &mut [u8], i: usize) {
+    let at = DYNAMIC_SLOTS_OFFSET + i * LINE;
+    let mut slot: DynamicSlot = bytemuck::pod_read_unaligned(&image[at..at + LINE]);
+    slot.crc = slot.computed_crc();
+    image[at..at + LINE].copy_from_slice(bytemuck::bytes_of(&slot));
+}
+
+/// Recomputes redo record `i`'s CRC.
+pub fn reseal_record(image: &mut [u8], i: usize) {
+    let at = REDO_OFFSET + i * LINE;
+    let record: RedoRecord = bytemuck::pod_read_unaligned(&image[at..at + LINE]);
+    image[at..at + LINE].copy_from_slice(bytemuck::bytes_of(&record.sealed()));
 }
 
 /// Inspects and opens the pool `data` describes and, if it opens, walks it,
@@ -127,12 +144,12 @@ pub fn open_pool(data: &[u8]) {
 }
 
 /// Reads everything reachable from the root, a bounded number of steps.
-fn walk<M: pmem_typed::Medium>(pool: &Pool<Root, M>) {
+pub fn walk<M: pmem_typed::Medium>(pool: &Pool<Root, M>) {
     let Ok(root) = pool.get(pool.root()) else {
         return;
     };
     let mut at = root.head;
-    for _ in 0..64 {
+    for _ in 0..100 {
         let Ok(node) = pool.get(at) else { break };
         at = node.next;
     }
@@ -141,7 +158,7 @@ fn walk<M: pmem_typed::Medium>(pool: &Pool<Root, M>) {
 }
 
 /// Allocations and frees whose destinations are in the root.
-fn exercise<M: pmem_typed::Medium>(pool: &mut Pool<Root, M>) {
+pub fn exercise<M: pmem_typed::Medium>(pool: &mut Pool<Root, M>) {
     let root = pool.root();
     for value in 0..3 {
         let Ok(head) = pool.get(root).map(|r| r.head) else {
@@ -153,7 +170,7 @@ fn exercise<M: pmem_typed::Medium>(pool: &mut Pool<Root, M>) {
     let _ = pool.alloc_slice(root.fields().numbers, &[1u64, 2, 3]);
     let _ = pool.free_slice(root.fields().blob);
     let _ = pool.alloc_slice_zeroed::<u8>(root.fields().blob, 20_000);
-    for _ in 0..4 {
+    for _ in 0..5 {
         let Ok(head) = pool.get(root).map(|r| r.head) else {
             return;
         };

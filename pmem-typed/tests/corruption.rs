@@ -18,31 +18,23 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use bytemuck::Zeroable;
 use pmem_typed::layout::{
-    CHUNK, ChunkDescriptor, DYNAMIC_SLOTS_OFFSET, DynamicSlot, LINE, MAGIC, PAGE, REDO_OFFSET,
-    RedoKind, RedoRecord, Superblock,
+    CHUNK, ChunkDescriptor, DYNAMIC_SLOTS_OFFSET, LINE, MAGIC, PAGE, REDO_OFFSET, RedoKind,
+    RedoRecord, Superblock,
 };
 use pmem_typed::sim::SimMedium;
-use pmem_typed::{CheckReport, Error, Medium, PPtr, PSlice, Persist, Pool};
+use pmem_typed::{CheckReport, Error, PSlice, Pool};
 use proptest::prelude::*;
 
-const LAYOUT: &str = "corrupt";
+/// The fuzz target's pool types and workload (its own crate, outside the
+/// workspace): its public items are the crate's API there, and the parts
+/// only the fuzzer uses are unused here.
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../fuzz/src/lib.rs"]
+mod fuzz_target;
+
+use fuzz_target::{LAYOUT, Node, Root, exercise, reseal_slot, reseal_superblock, walk};
+
 const SIZE: usize = 256 * 1024;
-
-#[derive(Clone, Copy, Debug, Persist)]
-#[repr(C)]
-struct Root {
-    counter: u64,
-    head: PPtr<Node>,
-    blob: PSlice<u8>,
-    numbers: PSlice<u64>,
-}
-
-#[derive(Clone, Copy, Debug, Persist)]
-#[repr(C)]
-struct Node {
-    value: u64,
-    next: PPtr<Node>,
-}
 
 /// The valid pool every case starts from, and where its parts are.
 struct Base {
@@ -112,21 +104,6 @@ fn put_u32(image: &mut [u8], at: usize, value: u32) {
 
 fn get_u64(image: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(image[at..at + 8].try_into().unwrap())
-}
-
-/// Recomputes the superblock's CRC, so that a damaged field is what is found.
-fn reseal_superblock(image: &mut [u8]) {
-    let mut sb: Superblock = bytemuck::pod_read_unaligned(&image[..size_of::<Superblock>()]);
-    sb.crc = sb.computed_crc();
-    image[..size_of::<Superblock>()].copy_from_slice(bytemuck::bytes_of(&sb));
-}
-
-/// Recomputes dynamic slot `i`'s CRC.
-fn reseal_slot(image: &mut [u8], i: usize) {
-    let at = DYNAMIC_SLOTS_OFFSET + i * LINE;
-    let mut slot: DynamicSlot = bytemuck::pod_read_unaligned(&image[at..at + LINE]);
-    slot.crc = slot.computed_crc();
-    image[at..at + LINE].copy_from_slice(bytemuck::bytes_of(&slot));
 }
 
 /// Writes `record`, with a valid CRC, into redo slot `i`.
@@ -202,41 +179,6 @@ fn open_image(image: &[u8], what: &str) -> Outcome {
                 .unwrap_or_default();
             panic!("{what}: panicked: {message}")
         }
-    }
-}
-
-fn walk<M: Medium>(pool: &Pool<Root, M>) {
-    let Ok(root) = pool.get(pool.root()) else {
-        return;
-    };
-    let mut at = root.head;
-    for _ in 0..100 {
-        let Ok(node) = pool.get(at) else { break };
-        at = node.next;
-    }
-    let _ = pool.get_slice(root.blob);
-    let _ = pool.get_slice(root.numbers);
-}
-
-/// Allocations and frees whose destinations are in the root.
-fn exercise<M: Medium>(pool: &mut Pool<Root, M>) {
-    let root = pool.root();
-    for value in 0..3 {
-        let Ok(head) = pool.get(root).map(|r| r.head) else {
-            return;
-        };
-        let _ = pool.alloc(root.fields().head, Node { value, next: head });
-    }
-    let _ = pool.free_slice(root.fields().numbers);
-    let _ = pool.alloc_slice(root.fields().numbers, &[1u64, 2, 3]);
-    let _ = pool.free_slice(root.fields().blob);
-    let _ = pool.alloc_slice_zeroed::<u8>(root.fields().blob, 20_000);
-    for _ in 0..5 {
-        let Ok(head) = pool.get(root).map(|r| r.head) else {
-            return;
-        };
-        let next = pool.get(head).map_or(PPtr::null(), |n| n.next);
-        let _ = pool.free_and_publish(root.fields().head, next);
     }
 }
 
@@ -1266,12 +1208,13 @@ fn truncated_images_are_refused() {
 
 /// The inputs on which the fuzz target `open_pool` panicked, as mutations
 /// of the base pool (the artifacts were pools of the fuzz target's own root
-/// type; what made them fail is reproduced here).
+/// type; what made them fail is reproduced here). Each is also fed to the
+/// fuzz target itself, as an input that reseals nothing.
 #[test]
 fn fuzz_regressions() {
     let base = Base::new();
     let run = base.descriptor_of(base.blob.offset());
-    run_cases(&cases(
+    let regressions = cases(
         &base,
         vec![
             // crash-b30d2118: `read_header` rounded the root size up to pages
@@ -1290,7 +1233,12 @@ fn fuzz_regressions() {
                 Expect::Refused(corrupt),
             ),
         ],
-    ));
+    );
+    run_cases(&regressions);
+    for image in std::iter::once(&base.image).chain(regressions.iter().map(|case| &case.image)) {
+        let input = [&[0][..], image].concat();
+        fuzz_target::open_pool(&input);
+    }
 }
 
 /// Where random damage goes: anywhere, or in the metadata (header, root,
