@@ -40,6 +40,9 @@
 //! comes after a random delay: from the child's start (so it may land during
 //! open and recovery), or from when it reports it is running.
 
+#[path = "support/scratch.rs"]
+mod scratch;
+
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -448,14 +451,7 @@ fn run(force_pmem: bool) {
     let _turn = ONE_RUN_AT_A_TIME
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
-    let dir = if Path::new("/dev/shm").is_dir() {
-        tempfile::Builder::new()
-            .prefix("pmem-kill")
-            .tempdir_in("/dev/shm")
-    } else {
-        tempfile::tempdir()
-    }
-    .expect("temp dir");
+    let dir = scratch::scratch("pmem-kill");
     let path = dir.path().join("pool");
     drop(Pool::<Root>::create(&path, LAYOUT, POOL_SIZE).expect("create"));
     let mut rng = Rng::new();

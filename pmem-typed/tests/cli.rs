@@ -3,6 +3,9 @@
 //! pools, damaged pools, files that are not pools, and bad command lines.
 #![cfg(feature = "cli")]
 
+#[path = "../../tests/support/scratch.rs"]
+mod scratch;
+
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -109,15 +112,8 @@ struct Dir {
 impl Dir {
     fn new() -> Self {
         let turn = take_turn();
-        let dir = if Path::new("/dev/shm").is_dir() {
-            tempfile::Builder::new()
-                .prefix("pmem-inspect")
-                .tempdir_in("/dev/shm")
-        } else {
-            tempfile::tempdir()
-        };
         Self {
-            tmp: dir.expect("temp dir"),
+            tmp: scratch::scratch("pmem-inspect"),
             _turn: turn,
         }
     }

@@ -9,12 +9,17 @@
 //! an `RwLock`, reader threads walk the whole pool under the read lock while
 //! the writers run, and every time find it consistent.
 
+#[path = "../../tests/support/scratch.rs"]
+mod scratch;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use pmem_typed::sim::SimMedium;
 use pmem_typed::{PPtr, PSlice, Persist, Pool};
+use proptest::prelude::RngExt;
+use proptest::test_runner::{RngAlgorithm, TestRng};
 
 const THREADS: usize = 4;
 const OPS_PER_THREAD: u64 = 1000;
@@ -49,18 +54,11 @@ fn checksum(value: u64) -> u64 {
     value.rotate_left(17) ^ 0x9e37_79b9_7f4a_7c15
 }
 
-/// A small deterministic generator, one per thread.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
+/// A deterministic generator for `thread`, from proptest's ChaCha.
+fn rng_for(thread: u64) -> TestRng {
+    let mut seed = [0; 32];
+    seed[..8].copy_from_slice(&thread.to_le_bytes());
+    TestRng::from_seed(RngAlgorithm::ChaCha, &seed)
 }
 
 /// What a thread believes its list (head first) and slice hold.
@@ -85,11 +83,11 @@ fn slice_ptr(root: PPtr<Root>, thread: usize) -> PPtr<PSlice<u64>> {
 }
 
 /// One operation of `thread` on its own list and slice, mirrored in `model`.
-fn step(pool: &mut Pool<Root>, thread: usize, rng: &mut Rng, model: &mut Model) {
+fn step(pool: &mut Pool<Root>, thread: usize, rng: &mut TestRng, model: &mut Model) {
     let head_at = list_ptr(pool.root(), thread);
     let slice_at = slice_ptr(pool.root(), thread);
-    let value = (thread as u64) << 56 | rng.next() >> 8;
-    match rng.next() % 8 {
+    let value = (thread as u64) << 56 | rng.random::<u64>() >> 8;
+    match rng.random::<u64>() % 8 {
         // Push a node.
         0..=2 => {
             let head = *pool.get(head_at).unwrap();
@@ -134,7 +132,7 @@ fn step(pool: &mut Pool<Root>, thread: usize, rng: &mut Rng, model: &mut Model) 
         // Replace the slice, small or large (a run of chunks).
         6 => {
             pool.free_slice(slice_at).unwrap();
-            let len = if rng.next().is_multiple_of(4) {
+            let len = if rng.random::<u64>().is_multiple_of(4) {
                 3000
             } else {
                 20
@@ -173,14 +171,7 @@ fn read_back(pool: &Pool<Root>, thread: usize) -> Model {
 }
 
 fn pool_path() -> (tempfile::TempDir, PathBuf) {
-    let dir = if Path::new("/dev/shm").is_dir() {
-        tempfile::Builder::new()
-            .prefix("pmem-threads")
-            .tempdir_in("/dev/shm")
-    } else {
-        tempfile::tempdir()
-    }
-    .expect("temp dir");
+    let dir = scratch::scratch("pmem-threads");
     let path = dir.path().join("pool");
     (dir, path)
 }
@@ -218,7 +209,7 @@ fn threads_sharing_a_pool_in_a_mutex_keep_their_own_lists() {
         .map(|thread| {
             let pool = Arc::clone(&pool);
             std::thread::spawn(move || {
-                let mut rng = Rng(thread as u64 + 1);
+                let mut rng = rng_for(thread as u64 + 1);
                 let mut model = Model::default();
                 for _ in 0..OPS_PER_THREAD {
                     let mut pool = pool.lock().unwrap();
@@ -270,7 +261,7 @@ fn readers_under_an_rwlock_always_find_the_pool_consistent() {
         .map(|thread| {
             let pool = Arc::clone(&pool);
             std::thread::spawn(move || {
-                let mut rng = Rng(thread as u64 + 100);
+                let mut rng = rng_for(thread as u64 + 100);
                 let mut model = Model::default();
                 for _ in 0..OPS_PER_THREAD {
                     let mut pool = pool.write().unwrap();

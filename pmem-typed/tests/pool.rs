@@ -1,7 +1,10 @@
 //! Pools on files: creation, validation on open, typed access, guards,
 //! allocation and free, growth, and the consistency check.
 
-use std::path::{Path, PathBuf};
+#[path = "../../tests/support/scratch.rs"]
+mod scratch;
+
+use std::path::PathBuf;
 
 use pmem_typed::layout::{DYNAMIC_SLOTS_OFFSET, PAGE, REDO_OFFSET, RedoRecord};
 use pmem_typed::{Error, FieldDifference, PPtr, PSlice, Persist, PointerProblem, Pool, RunStats};
@@ -50,15 +53,8 @@ struct TempPool {
 
 impl TempPool {
     fn new() -> Self {
-        let dir = if Path::new("/dev/shm").is_dir() {
-            tempfile::Builder::new()
-                .prefix("pmem-typed")
-                .tempdir_in("/dev/shm")
-        } else {
-            tempfile::tempdir()
-        };
         Self {
-            dir: dir.expect("temp dir"),
+            dir: scratch::scratch("pmem-typed"),
         }
     }
 

@@ -9,23 +9,12 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use tempfile::TempDir;
+#[path = "../../../tests/support/scratch.rs"]
+mod scratch;
+pub(crate) use scratch::scratch;
 
 /// Positive as `off_t`, but more than any file system or address space holds.
 pub(crate) const HUGE: usize = 1 << 62;
-
-/// A fresh temporary directory named `prefix...`, on tmpfs when `/dev/shm`
-/// exists.
-pub(crate) fn scratch(prefix: &str) -> TempDir {
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(prefix);
-    if Path::new("/dev/shm").is_dir()
-        && let Ok(dir) = builder.tempdir_in("/dev/shm")
-    {
-        return dir;
-    }
-    builder.tempdir().expect("create a temporary directory")
-}
 
 pub(crate) fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
