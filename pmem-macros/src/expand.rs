@@ -22,8 +22,9 @@
 //!   `bytemuck::Pod`" (the `on_unimplemented` message of `__p::PodField`);
 //! - `const _: () = ::core::assert!(cond, "...")` (spanned at the field's
 //!   name) fails const evaluation with a message naming the field, for
-//!   padding before a field, padding after the last field, and a field of 8
-//!   bytes or less that crosses an 8-byte boundary.
+//!   padding before a field, padding after the last field, a field of 8
+//!   bytes or less that crosses an 8-byte boundary, and an alignment above a
+//!   page (spanned at the struct's name: it comes from a field's type).
 //!
 //! Locals (`self`, `base`, `tracer`) are only ever written with the macro's
 //! own spans: giving them a field's span would break hygiene when the struct
@@ -32,7 +33,7 @@
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 
-use crate::parse::{PersistField, PersistStruct};
+use crate::parse::{MAX_ALIGN, PersistField, PersistStruct};
 
 /// The largest field that a single aligned store can persist atomically.
 const ATOMIC_WORD: usize = 8;
@@ -142,6 +143,18 @@ fn assertions(input: &PersistStruct) -> TokenStream {
             );
         });
     }
+
+    // An alignment above a page cannot be kept: media are page-aligned. An
+    // `align(N)` attribute is checked by the parser; this catches a field
+    // whose own type is aligned more.
+    let message = format!(
+        "derive(Persist): `{name}` is aligned to more than {MAX_ALIGN} bytes (a page), because of a \
+         field's type; pools guarantee only page alignment, so it cannot be stored"
+    );
+    let max_align = MAX_ALIGN as usize;
+    out.extend(quote_spanned! {ident.span()=>
+        const _: () = ::core::assert!(__p::align_of::<#ident>() <= #max_align, #message);
+    });
 
     // Small fields within one aligned 8-byte word, so one store persists them.
     for field in &input.fields {

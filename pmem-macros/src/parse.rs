@@ -150,7 +150,12 @@ impl Errors {
     }
 }
 
-/// Requires `#[repr(C)]`, allowing `align(N)` beside it and nothing else.
+/// The largest alignment a persistent type may have: the alignment every
+/// medium's base is guaranteed (`pmem_typed::Medium`), a page.
+pub(crate) const MAX_ALIGN: u64 = 4096;
+
+/// Requires `#[repr(C)]`, allowing `align(N)` (up to [`MAX_ALIGN`]) beside it
+/// and nothing else.
 fn check_repr(input: &DeriveInput, errors: &mut Errors) {
     let mut has_c = false;
     for attr in input
@@ -165,8 +170,20 @@ fn check_repr(input: &DeriveInput, errors: &mut Errors) {
             } else if meta.path.is_ident("align") {
                 let content;
                 syn::parenthesized!(content in meta.input);
-                content.parse::<syn::LitInt>()?;
-                Ok(())
+                let align = content.parse::<syn::LitInt>()?;
+                // rustc checks that it is a power of two; the bound is ours.
+                match align.base10_parse::<u64>() {
+                    Ok(n) if n > MAX_ALIGN => Err(syn::Error::new_spanned(
+                        &align,
+                        format!(
+                            "derive(Persist) supports alignments up to {MAX_ALIGN}, not {n}: \
+                             pools are only guaranteed to be mapped at a {MAX_ALIGN}-byte \
+                             (page) boundary, so a larger alignment could not be kept at \
+                             every address"
+                        ),
+                    )),
+                    _ => Ok(()),
+                }
             } else if meta.path.is_ident("packed") {
                 if meta.input.peek(syn::token::Paren) {
                     let content;
@@ -351,6 +368,11 @@ mod tests {
             error_of(quote::quote! { #[repr(C, packed)] struct S { a: u64 } })
                 .contains("repr(packed)")
         );
+        assert!(
+            error_of(quote::quote! { #[repr(C, align(8192))] struct S { a: u64 } })
+                .contains("alignments up to 4096, not 8192")
+        );
+        assert!(parse_str(quote::quote! { #[repr(C, align(4096))] struct S { a: u64 } }).is_ok());
         assert!(
             error_of(quote::quote! { #[repr(transparent)] struct S { a: u64 } })
                 .contains("repr(transparent)")

@@ -169,6 +169,13 @@ pub enum Error {
 ///     err.to_string(),
 ///     "bad persistent pointer 0x1001 to 8 bytes: it is not 8-byte aligned"
 /// );
+///
+/// // The heap begins with the allocator's chunk table (after the root's
+/// // page): no pointer reaches it, so no write can damage the allocator.
+/// let table = pool.info().heap_offset;
+/// let err = pool.get(PPtr::<u64>::from_offset(table + 64)).expect_err("metadata");
+/// let Error::BadPointer { reason, .. } = &err else { panic!("{err}") };
+/// assert_eq!(*reason, PointerProblem::InAllocatorMetadata { table });
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,6 +198,12 @@ pub enum PointerProblem {
     Misaligned {
         /// The alignment required.
         align: u64,
+    },
+    /// It overlaps the allocator's metadata: the chunk table at the start of
+    /// a zone of the heap, which only the allocator writes.
+    InAllocatorMetadata {
+        /// Offset of the chunk table.
+        table: u64,
     },
 }
 
@@ -313,6 +326,9 @@ impl fmt::Display for PointerProblem {
             }
             Self::OutOfBounds { pool_size } => write!(f, "the pool has only {pool_size} bytes"),
             Self::Misaligned { align } => write!(f, "it is not {align}-byte aligned"),
+            Self::InAllocatorMetadata { table } => {
+                write!(f, "it overlaps the allocator's chunk table at {table:#x}")
+            }
         }
     }
 }

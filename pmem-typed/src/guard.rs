@@ -1,9 +1,17 @@
-//! [`Guard`]: write access to a persistent object that persists what changed
-//! when it is dropped.
+//! [`Guard`] and [`DisjointGuard`]: write access to persistent objects that
+//! persists what changed when it is dropped.
+//!
+//! A guard holds a raw pointer to its object, not a `&mut T`, and lends out
+//! `&mut T` only for the borrows of `deref_mut`: when the guard itself calls
+//! into the medium (to flush), no reference into the object is alive, so a
+//! medium that reads its memory meanwhile (the crash simulator compares it
+//! with what it last saw) does not invalidate one.
 
 use core::fmt;
-use core::ops::{Deref, DerefMut};
+use core::marker::PhantomData;
+use core::ops::{Deref, DerefMut, Index, IndexMut};
 use core::panic::Location;
+use core::ptr::NonNull;
 
 use bytemuck::Pod;
 
@@ -53,21 +61,8 @@ impl<T: Pod> PodView for [T] {
 }
 
 /// The object's bytes as last persisted, to find the lines that change: in
-/// a buffer the pool lends (so a guard costs no allocation), or, for guards
-/// taken together, one of their own.
-pub(crate) enum Snapshot<'a> {
-    Lent(&'a mut Vec<u8>),
-    Own(Vec<u8>),
-}
-
-impl Snapshot<'_> {
-    fn buffer(&mut self) -> &mut Vec<u8> {
-        match self {
-            Self::Lent(buffer) => buffer,
-            Self::Own(buffer) => buffer,
-        }
-    }
-}
+/// a buffer the pool lends, so that a guard costs no allocation.
+pub(crate) struct Snapshot<'a>(pub(crate) &'a mut Vec<u8>);
 
 /// Whether two equally long byte strings differ, compared a word at a time
 /// (the lines compared are short: a call to `memcmp` per line would dominate).
@@ -78,8 +73,40 @@ fn differs(a: &[u8], b: &[u8]) -> bool {
     a_words.iter().zip(b_words).any(|(x, y)| x != y) || a_rest != b_rest
 }
 
+/// Flushes the cache lines of the object at `offset` whose bytes in `now`
+/// differ from `before`, and brings `before` up to date. No fence.
+fn flush_changes<M: Medium>(medium: &M, offset: usize, now: &[u8], before: &mut [u8]) {
+    debug_assert_eq!(now.len(), before.len());
+    // Lines are aligned to the medium, not to the object.
+    let end_of_object = offset + now.len();
+    let mut dirty: Option<(usize, usize)> = None;
+    let mut line = offset / LINE * LINE;
+    while line < end_of_object {
+        let lo = line.max(offset) - offset;
+        let hi = (line + LINE).min(end_of_object) - offset;
+        if differs(&now[lo..hi], &before[lo..hi]) {
+            before[lo..hi].copy_from_slice(&now[lo..hi]);
+            dirty = match dirty {
+                Some((start, end)) if end == line => Some((start, line + LINE)),
+                Some((start, end)) => {
+                    medium.flush(start, end - start);
+                    Some((line, line + LINE))
+                }
+                None => Some((line, line + LINE)),
+            };
+        }
+        line += LINE;
+    }
+    if let Some((start, end)) = dirty {
+        // Clip to the medium: the object's last line may be its last bytes.
+        let end = end.min(medium.len());
+        medium.flush(start, end - start);
+    }
+}
+
 /// Write access to a persistent `T` (or `[T]`), from
-/// [`Pool::get_mut`](crate::Pool::get_mut) and friends.
+/// [`Pool::get_mut`](crate::Pool::get_mut) and
+/// [`Pool::get_slice_mut`](crate::Pool::get_slice_mut).
 ///
 /// Dereferences to `&mut T`. When dropped, or when
 /// [`persist`](Self::persist) is called, it flushes exactly the cache lines
@@ -113,13 +140,22 @@ fn differs(a: &[u8], b: &[u8]) -> bool {
 /// # Ok(()) }
 /// ```
 pub struct Guard<'a, T: ?Sized + PodView, M: Medium> {
-    value: &'a mut T,
+    // INVARIANT (from `new`): a valid, aligned `T` at `offset` of `medium`,
+    // which nothing but this guard accesses for `'a`.
+    value: NonNull<T>,
     medium: &'a M,
     offset: usize,
     snapshot: Snapshot<'a>,
     /// Where the guard was taken, for the crash simulator's reports.
     taken_at: &'static Location<'static>,
+    _borrow: PhantomData<&'a mut T>,
 }
+
+// SAFETY: the guard is an exclusive borrow of the `T` (what `&'a mut T` is)
+// and a shared borrow of the medium, which is `Sync` (a supertrait of `Medium`).
+unsafe impl<T: ?Sized + PodView + Send, M: Medium> Send for Guard<'_, T, M> {}
+// SAFETY: through `&Guard` only `&T` is reachable, as through `&&mut T`.
+unsafe impl<T: ?Sized + PodView + Sync, M: Medium> Sync for Guard<'_, T, M> {}
 
 impl<'a, T: ?Sized + PodView, M: Medium> Guard<'a, T, M> {
     /// # Safety
@@ -129,21 +165,23 @@ impl<'a, T: ?Sized + PodView, M: Medium> Guard<'a, T, M> {
         medium: &'a M,
         offset: usize,
         taken_at: &'static Location<'static>,
-        value: *mut T,
-        mut snapshot: Snapshot<'a>,
+        value: NonNull<T>,
+        snapshot: Snapshot<'a>,
     ) -> Self {
-        // SAFETY: forwarded from the caller.
-        let value = unsafe { &mut *value };
-        let buffer = snapshot.buffer();
-        buffer.clear();
-        buffer.extend_from_slice(value.pod_bytes());
-        Self {
+        // INVARIANT: the caller's promise.
+        let guard = Self {
             value,
             medium,
             offset,
             snapshot,
             taken_at,
-        }
+            _borrow: PhantomData,
+        };
+        // SAFETY: the invariant; nothing else borrows the object.
+        let bytes = unsafe { guard.value.as_ref() }.pod_bytes();
+        guard.snapshot.0.clear();
+        guard.snapshot.0.extend_from_slice(bytes);
+        guard
     }
 
     /// Flushes the cache lines that changed since the guard was made (or last
@@ -176,33 +214,10 @@ impl<'a, T: ?Sized + PodView, M: Medium> Guard<'a, T, M> {
     /// ```
     pub fn persist(&mut self) {
         self.medium.note("Guard::persist", self.taken_at);
-        let now = self.value.pod_bytes();
-        let before = self.snapshot.buffer().as_mut_slice();
-        // Lines are aligned to the medium, not to the object.
-        let first_line = self.offset / LINE * LINE;
-        let mut dirty: Option<(usize, usize)> = None;
-        let mut line = first_line;
-        while line < self.offset + now.len() {
-            let lo = line.max(self.offset) - self.offset;
-            let hi = (line + LINE).min(self.offset + now.len()) - self.offset;
-            if differs(&now[lo..hi], &before[lo..hi]) {
-                before[lo..hi].copy_from_slice(&now[lo..hi]);
-                dirty = match dirty {
-                    Some((start, end)) if end == line => Some((start, line + LINE)),
-                    Some((start, end)) => {
-                        self.medium.flush(start, end - start);
-                        Some((line, line + LINE))
-                    }
-                    None => Some((line, line + LINE)),
-                };
-            }
-            line += LINE;
-        }
-        if let Some((start, end)) = dirty {
-            // Clip to the medium: the object's last line may be its last bytes.
-            let end = end.min(self.medium.len());
-            self.medium.flush(start, end - start);
-        }
+        // SAFETY: the invariant; no `&mut T` from `deref_mut` is alive while
+        // `self` is borrowed mutably here.
+        let now = unsafe { self.value.as_ref() }.pod_bytes();
+        flush_changes(self.medium, self.offset, now, self.snapshot.0);
         self.medium.fence();
     }
 }
@@ -211,13 +226,15 @@ impl<T: ?Sized + PodView, M: Medium> Deref for Guard<'_, T, M> {
     type Target = T;
 
     fn deref(&self) -> &T {
-        self.value
+        // SAFETY: the invariant; the returned borrow of `self` excludes a `&mut T`.
+        unsafe { self.value.as_ref() }
     }
 }
 
 impl<T: ?Sized + PodView, M: Medium> DerefMut for Guard<'_, T, M> {
     fn deref_mut(&mut self) -> &mut T {
-        self.value
+        // SAFETY: the invariant; the returned borrow of `self` is exclusive.
+        unsafe { self.value.as_mut() }
     }
 }
 
@@ -231,7 +248,199 @@ impl<T: ?Sized + PodView + fmt::Debug, M: Medium> fmt::Debug for Guard<'_, T, M>
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Guard")
             .field("offset", &self.offset)
-            .field("value", &&*self.value)
+            .field("value", &&**self)
             .finish()
+    }
+}
+
+/// Write access to `N` distinct persistent objects at once, from
+/// [`Pool::get_disjoint_mut`](crate::Pool::get_disjoint_mut).
+///
+/// Index it (`guard[1].x = 3`) or take all the `&mut T` together with
+/// [`each_mut`](Self::each_mut). When dropped, or when
+/// [`persist`](Self::persist) is called, it flushes the cache lines that
+/// changed in any of the objects and fences once. As with [`Guard`], the
+/// changes are not failure-atomic together: a crash before the fence may
+/// keep any subset of the changed lines.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::{PSlice, Persist, Pool};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Root { cells: PSlice<u64> }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let mut pool = Pool::<Root>::create(dir.path().join("cells.pool"), "cells", 1 << 20)?;
+/// let cells = pool.alloc_slice(pool.root().fields().cells, &[1, 2, 3, 4])?;
+/// let (first, last) = (cells.at(0).ok_or("empty")?, cells.at(3).ok_or("empty")?);
+/// {
+///     let mut ends = pool.get_disjoint_mut([first, last])?;
+///     let [a, b] = ends.each_mut();
+///     std::mem::swap(a, b);
+///     ends[0] *= 10;
+/// } // both persisted, one fence
+/// assert_eq!(pool.get_slice(cells)?, [40, 2, 3, 1]);
+/// # Ok(()) }
+/// ```
+pub struct DisjointGuard<'a, T: Pod, M: Medium, const N: usize> {
+    // INVARIANT (from `new`): each a valid, aligned `T` at the same index of
+    // `offsets` in `medium`, no two sharing a byte, none accessed by anything
+    // but this guard for `'a`.
+    values: [NonNull<T>; N],
+    offsets: [usize; N],
+    medium: &'a M,
+    /// The `N` objects' bytes, one after the other.
+    snapshot: Snapshot<'a>,
+    taken_at: &'static Location<'static>,
+    _borrow: PhantomData<&'a mut T>,
+}
+
+// SAFETY: as for `Guard`: exclusive borrows of `N` `T`s and a shared borrow
+// of a `Sync` medium.
+unsafe impl<T: Pod + Send, M: Medium, const N: usize> Send for DisjointGuard<'_, T, M, N> {}
+// SAFETY: through `&DisjointGuard` only `&T`s are reachable.
+unsafe impl<T: Pod + Sync, M: Medium, const N: usize> Sync for DisjointGuard<'_, T, M, N> {}
+
+impl<'a, T: Pod, M: Medium, const N: usize> DisjointGuard<'a, T, M, N> {
+    /// # Safety
+    /// Each of `offsets` holds a valid, aligned `T` of `medium`, no two
+    /// overlap, and for `'a` nothing else accesses them.
+    pub(crate) unsafe fn new(
+        medium: &'a M,
+        offsets: [usize; N],
+        taken_at: &'static Location<'static>,
+        snapshot: Snapshot<'a>,
+    ) -> Self {
+        let base = medium.base();
+        // SAFETY: each offset is inside the medium (caller), so the pointer
+        // is in bounds of the medium's allocation, and not null.
+        let values =
+            offsets.map(|offset| unsafe { NonNull::new_unchecked(base.add(offset).cast::<T>()) });
+        // INVARIANT: the caller's promise.
+        let guard = Self {
+            values,
+            offsets,
+            medium,
+            snapshot,
+            taken_at,
+            _borrow: PhantomData,
+        };
+        guard.snapshot.0.clear();
+        for value in &guard.values {
+            // SAFETY: the invariant; nothing else borrows the object.
+            let bytes = bytemuck::bytes_of(unsafe { value.as_ref() });
+            guard.snapshot.0.extend_from_slice(bytes);
+        }
+        guard
+    }
+
+    /// All `N` objects, mutably, at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{PSlice, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { accounts: PSlice<u64> }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Pool::<Root>::create(dir.path().join("bank.pool"), "bank", 1 << 20)?;
+    /// let accounts = pool.alloc_slice(pool.root().fields().accounts, &[100, 0])?;
+    /// let (alice, bob) = (accounts.at(0).ok_or("empty")?, accounts.at(1).ok_or("empty")?);
+    /// let mut both = pool.get_disjoint_mut([alice, bob])?;
+    /// let [from, to] = both.each_mut();
+    /// *from -= 30;
+    /// *to += 30;
+    /// drop(both);
+    /// assert_eq!(pool.get_slice(accounts)?, [70, 30]);
+    /// # Ok(()) }
+    /// ```
+    pub fn each_mut(&mut self) -> [&mut T; N] {
+        // SAFETY: the invariant: the objects are disjoint, so the `N`
+        // exclusive borrows do not alias, and they borrow `self` exclusively.
+        self.values.map(|mut value| unsafe { value.as_mut() })
+    }
+
+    /// Flushes the cache lines that changed in any of the objects since the
+    /// guard was made (or last persisted) and fences once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{PSlice, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { pair: PSlice<u64> }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let mut pool = Pool::<Root>::create(dir.path().join("pair.pool"), "pair", 1 << 20)?;
+    /// let pair = pool.alloc_slice_zeroed(pool.root().fields().pair, 2)?;
+    /// let mut both = pool.get_disjoint_mut([pair.at(0).ok_or("empty")?, pair.at(1).ok_or("empty")?])?;
+    /// for round in 1..=3 {
+    ///     both[0] = round;
+    ///     both[1] = round * round;
+    ///     both.persist(); // round `round` is durable here
+    /// }
+    /// drop(both);
+    /// assert_eq!(pool.get_slice(pair)?, [3, 9]);
+    /// # Ok(()) }
+    /// ```
+    pub fn persist(&mut self) {
+        self.medium.note("DisjointGuard::persist", self.taken_at);
+        let size = size_of::<T>();
+        for (i, (value, &offset)) in self.values.iter().zip(&self.offsets).enumerate() {
+            // SAFETY: the invariant; no `&mut T` lent out is alive while
+            // `self` is borrowed mutably here.
+            let now = bytemuck::bytes_of(unsafe { value.as_ref() });
+            let before = &mut self.snapshot.0[i * size..(i + 1) * size];
+            flush_changes(self.medium, offset, now, before);
+        }
+        self.medium.fence();
+    }
+}
+
+impl<T: Pod, M: Medium, const N: usize> Index<usize> for DisjointGuard<'_, T, M, N> {
+    type Output = T;
+
+    /// # Panics
+    /// If `index >= N`.
+    fn index(&self, index: usize) -> &T {
+        // SAFETY: the invariant; the returned borrow of `self` excludes a `&mut T`.
+        unsafe { self.values[index].as_ref() }
+    }
+}
+
+impl<T: Pod, M: Medium, const N: usize> IndexMut<usize> for DisjointGuard<'_, T, M, N> {
+    /// # Panics
+    /// If `index >= N`.
+    fn index_mut(&mut self, index: usize) -> &mut T {
+        // SAFETY: the invariant; the returned borrow of `self` is exclusive.
+        unsafe { self.values[index].as_mut() }
+    }
+}
+
+impl<T: Pod, M: Medium, const N: usize> Drop for DisjointGuard<'_, T, M, N> {
+    fn drop(&mut self) {
+        self.persist();
+    }
+}
+
+impl<T: Pod + fmt::Debug, M: Medium, const N: usize> fmt::Debug for DisjointGuard<'_, T, M, N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut list = f.debug_list();
+        for value in &self.values {
+            // SAFETY: the invariant; `&self` excludes a `&mut T`.
+            list.entry(unsafe { value.as_ref() });
+        }
+        list.finish()
     }
 }

@@ -213,7 +213,34 @@ const fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
 ///
 /// `LAYOUT` describes `Self` truthfully (size, alignment, field offsets and
 /// sizes within the struct), and `project` returns pointers to the fields
-/// `LAYOUT` lists, at their offsets.
+/// `LAYOUT` lists, at their offsets. `align_of::<Self>()` is at most 4096:
+/// media are page-aligned, so that is the most a pool can keep (the derive
+/// refuses more at compile time, and so do the pool's methods, for any type).
+///
+/// A hand-written impl that breaks the alignment rule does not build once a
+/// pool would place the type:
+///
+/// ```compile_fail,E0080
+/// use pmem_typed::{PPtr, Persist, Pool, TypeLayout};
+///
+/// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+/// #[repr(C, align(8192))]
+/// struct Page8K { bytes: [u8; 8192] }
+///
+/// // SAFETY: not kept: the alignment is above 4096.
+/// unsafe impl Persist for Page8K {
+///     type Fields = ();
+///     const LAYOUT: TypeLayout = TypeLayout::of_scalar("Page8K", "page", 8192, 8192);
+///     fn project(_base: PPtr<Self>) {}
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let pool = Pool::<PPtr<Page8K>>::create(dir.path().join("pool"), "pages", 1 << 20)?;
+/// let page = *pool.get(pool.root())?;
+/// let first = pool.get(page)?.bytes[0]; // error: aligned to more than 4096 bytes
+/// # Ok(()) }
+/// ```
 ///
 /// # Examples
 ///

@@ -3,12 +3,13 @@
 use std::marker::PhantomData;
 use std::panic::Location;
 use std::path::Path;
+use std::ptr::NonNull;
 
 use bytemuck::Zeroable;
 
 use crate::alloc::{self, Heap, HeapStats, Reservation, read};
 use crate::error::{Error, FieldDifference, PointerProblem, Result};
-use crate::guard::{Guard, Snapshot};
+use crate::guard::{DisjointGuard, Guard, Snapshot};
 use crate::layout::{
     CHUNK, DYNAMIC_SLOTS_OFFSET, DynamicSlot, FORMAT_VERSION, FieldRecord, Geometry, LINE, MAGIC,
     MAX_LAYOUT_NAME, MAX_RECORDED_FIELDS, MIN_POOL_SIZE, PAGE, REDO_OFFSET, REDO_SLOTS, RedoKind,
@@ -356,6 +357,19 @@ fn check_creation<R: Persist>(layout: &str, size: usize) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// `size_of::<T>()` and `align_of::<T>()`, refusing at compile time a type
+/// aligned to more than a page: media are only page-aligned, so no pool could
+/// place it at an address of its alignment.
+const fn placement<T>() -> (u64, usize) {
+    const {
+        assert!(
+            align_of::<T>() <= PAGE,
+            "pmem_typed: a type aligned to more than 4096 bytes (a page) cannot be stored in a pool"
+        );
+    }
+    (size_of::<T>() as u64, align_of::<T>())
 }
 
 /// The heap starts at the page after the root object.
@@ -722,19 +736,20 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     }
 
     /// Checks that `size` bytes at `offset` with alignment `align` lie in
-    /// the pool's data (past the header page), returning the offset.
+    /// the pool's user data, returning the offset: past the header page, in
+    /// the pool, and clear of the allocator's chunk tables (in the root's
+    /// pages or within the chunks of one zone), so that no pointer, however
+    /// hostile, lets a write reach the allocator's metadata.
     #[inline]
     fn resolve(&self, offset: u64, size: u64, align: usize) -> Result<usize> {
+        let end = offset.checked_add(size);
         let problem = if offset == 0 {
             PointerProblem::Null
         } else if offset < PAGE as u64 {
             PointerProblem::InHeader {
                 header_size: PAGE as u64,
             }
-        } else if offset
-            .checked_add(size)
-            .is_none_or(|end| end > self.info.size)
-        {
+        } else if end.is_none_or(|end| end > self.info.size) {
             PointerProblem::OutOfBounds {
                 pool_size: self.info.size,
             }
@@ -742,6 +757,12 @@ impl<R: Persist, M: Medium> Pool<R, M> {
             PointerProblem::Misaligned {
                 align: align as u64,
             }
+        } else if let Some(table) = self
+            .heap
+            .geometry()
+            .table_overlapped(offset, end.unwrap_or(u64::MAX))
+        {
+            PointerProblem::InAllocatorMetadata { table }
         } else {
             return Ok(offset as usize);
         };
@@ -750,6 +771,13 @@ impl<R: Persist, M: Medium> Pool<R, M> {
             size,
             reason: problem,
         })
+    }
+
+    /// [`resolve`](Self::resolve) for one `T`.
+    #[inline]
+    fn resolve_object<T>(&self, offset: u64) -> Result<usize> {
+        let (size, align) = placement::<T>();
+        self.resolve(offset, size, align)
     }
 
     fn resolve_slice<T>(&self, slice: PSlice<T>) -> Result<(usize, usize)> {
@@ -764,7 +792,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
             },
         })?;
         Ok((
-            self.resolve(slice.offset(), bytes, align_of::<T>())?,
+            self.resolve(slice.offset(), bytes, placement::<T>().1)?,
             bytes as usize,
         ))
     }
@@ -804,7 +832,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     /// ```
     #[inline]
     pub fn get<T: Persist>(&self, ptr: PPtr<T>) -> Result<&T> {
-        let offset = self.resolve(ptr.offset(), size_of::<T>() as u64, align_of::<T>())?;
+        let offset = self.resolve_object::<T>(ptr.offset())?;
         // SAFETY: in bounds and aligned (resolved); any bytes are a valid `T`
         // (Pod); writes need `&mut self`, which this shared borrow excludes.
         Ok(unsafe { &*self.medium.base().add(offset).cast::<T>() })
@@ -893,16 +921,19 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     pub fn get_mut<T: Persist>(&mut self, ptr: PPtr<T>) -> Result<Guard<'_, T, M>> {
         // Writes through the guard are attributed to this call.
         self.medium.note("Pool::get_mut", Location::caller());
-        let offset = self.resolve(ptr.offset(), size_of::<T>() as u64, align_of::<T>())?;
-        // SAFETY: in bounds and aligned (resolved); the guard holds the pool's
-        // exclusive borrow, so this is the only reference to these bytes.
+        let offset = self.resolve_object::<T>(ptr.offset())?;
+        // SAFETY: in bounds (resolved), so in the medium's allocation and not null.
+        let value = unsafe { NonNull::new_unchecked(self.medium.base().add(offset).cast::<T>()) };
+        // SAFETY: a valid `T` (any bytes are: `T: Pod`), in bounds and aligned
+        // (resolved); the guard holds the pool's exclusive borrow, and the
+        // medium is the pool's alone, so nothing else reaches these bytes.
         Ok(unsafe {
             Guard::new(
                 &self.medium,
                 offset,
                 Location::caller(),
-                self.medium.base().add(offset).cast::<T>(),
-                Snapshot::Lent(&mut self.scratch),
+                value,
+                Snapshot(&mut self.scratch),
             )
         })
     }
@@ -936,25 +967,27 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         self.medium.note("Pool::get_slice_mut", Location::caller());
         let (offset, _) = self.resolve_slice(slice)?;
         let base = if slice.is_empty() {
-            std::ptr::NonNull::<T>::dangling().as_ptr()
+            NonNull::<T>::dangling()
         } else {
-            // SAFETY: resolved in bounds.
-            unsafe { self.medium.base().add(offset).cast::<T>() }
+            // SAFETY: resolved in bounds, so in the medium's allocation and not null.
+            unsafe { NonNull::new_unchecked(self.medium.base().add(offset).cast::<T>()) }
         };
-        let elements = std::ptr::slice_from_raw_parts_mut(base, slice.len() as usize);
-        // SAFETY: as in `get_mut`, for the whole slice.
+        let elements = NonNull::slice_from_raw_parts(base, slice.len() as usize);
+        // SAFETY: as in `get_mut`, for the whole slice (an empty one at a
+        // dangling, aligned address).
         Ok(unsafe {
             Guard::new(
                 &self.medium,
                 offset,
                 Location::caller(),
                 elements,
-                Snapshot::Lent(&mut self.scratch),
+                Snapshot(&mut self.scratch),
             )
         })
     }
 
-    /// Write access to several objects at once.
+    /// Write access to several distinct objects at once: one guard that
+    /// persists the lines that changed in any of them, with one fence.
     ///
     /// # Errors
     /// [`Error::Overlap`] if two of them share a byte; [`Error::BadPointer`].
@@ -979,8 +1012,9 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     /// let accounts = pool.alloc_slice(pool.root().fields().accounts, &opening)?;
     /// let (alice, bob) = (accounts.at(0).ok_or("empty")?, accounts.at(1).ok_or("empty")?);
     /// {
-    ///     // Each guard persists its account when dropped (not failure-atomically together).
-    ///     let [mut from, mut to] = pool.get_disjoint_mut([alice, bob])?;
+    ///     // Persisted together when dropped (not failure-atomically together).
+    ///     let mut both = pool.get_disjoint_mut([alice, bob])?;
+    ///     let [from, to] = both.each_mut();
     ///     from.balance -= 30;
     ///     to.balance += 30;
     /// }
@@ -993,35 +1027,34 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     pub fn get_disjoint_mut<T: Persist, const N: usize>(
         &mut self,
         ptrs: [PPtr<T>; N],
-    ) -> Result<[Guard<'_, T, M>; N]> {
+    ) -> Result<DisjointGuard<'_, T, M, N>> {
         self.medium
             .note("Pool::get_disjoint_mut", Location::caller());
         let size = size_of::<T>() as u64;
         let mut offsets = [0usize; N];
         for (slot, ptr) in offsets.iter_mut().zip(&ptrs) {
-            *slot = self.resolve(ptr.offset(), size, align_of::<T>())?;
+            *slot = self.resolve_object::<T>(ptr.offset())?;
         }
         for i in 0..N {
             for j in i + 1..N {
                 let (a, b) = (offsets[i] as u64, offsets[j] as u64);
+                // Zero-sized objects share no byte, even at one address.
                 if a < b + size && b < a + size {
                     return Err(Error::Overlap { offsets: (a, b) });
                 }
             }
         }
-        let medium = &self.medium;
-        let at = Location::caller();
-        // SAFETY: each range is in bounds and aligned, no two overlap (checked),
-        // and the guards hold the pool's exclusive borrow.
-        Ok(offsets.map(|offset| unsafe {
-            Guard::new(
-                medium,
-                offset,
-                at,
-                medium.base().add(offset).cast::<T>(),
-                Snapshot::Own(Vec::new()),
+        // SAFETY: each offset holds a valid (`T: Pod`), aligned `T` in bounds
+        // (resolved); no two overlap (checked); the guard holds the pool's
+        // exclusive borrow, and the medium is the pool's alone.
+        Ok(unsafe {
+            DisjointGuard::new(
+                &self.medium,
+                offsets,
+                Location::caller(),
+                Snapshot(&mut self.scratch),
             )
-        }))
+        })
     }
 
     /// Stores `value` at `ptr` and persists exactly its cache lines. A value
@@ -1059,7 +1092,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     #[track_caller]
     pub fn set<T: Persist>(&mut self, ptr: PPtr<T>, value: T) -> Result<()> {
         self.medium.note("Pool::set", Location::caller());
-        let offset = self.resolve(ptr.offset(), size_of::<T>() as u64, align_of::<T>())?;
+        let offset = self.resolve_object::<T>(ptr.offset())?;
         let size = size_of::<T>();
         let word = offset & !7;
         if size > 0 && offset + size <= word + 8 && word + 8 <= self.medium.len() {
@@ -1254,7 +1287,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     #[track_caller]
     pub fn alloc<T: Persist>(&mut self, dest: PPtr<PPtr<T>>, value: T) -> Result<PPtr<T>> {
         self.medium.note("Pool::alloc", Location::caller());
-        let dest = self.resolve(dest.offset(), 8, 8)?;
+        let dest = self.resolve_object::<PPtr<T>>(dest.offset())?;
         let bytes = bytemuck::bytes_of(&value);
         let block = self.alloc_block(
             size_of::<T>(),
@@ -1304,7 +1337,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         values: &[T],
     ) -> Result<PSlice<T>> {
         self.medium.note("Pool::alloc_slice", Location::caller());
-        let dest = self.resolve(dest.offset(), 16, 8)?;
+        let dest = self.resolve_object::<PSlice<T>>(dest.offset())?;
         let len = values.len() as u64;
         if len == 0 {
             self.publish_empty_slice(dest);
@@ -1361,7 +1394,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ) -> Result<PSlice<T>> {
         self.medium
             .note("Pool::alloc_slice_zeroed", Location::caller());
-        let dest = self.resolve(dest.offset(), 16, 8)?;
+        let dest = self.resolve_object::<PSlice<T>>(dest.offset())?;
         if len == 0 {
             self.publish_empty_slice(dest);
             return Ok(PSlice::empty());
@@ -1556,7 +1589,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         dest: PPtr<PPtr<T>>,
         replacement: PPtr<T>,
     ) -> Result<()> {
-        let dest = self.resolve(dest.offset(), 8, 8)?;
+        let dest = self.resolve_object::<PPtr<T>>(dest.offset())?;
         // SAFETY: `dest` resolved to 8 in-bounds bytes.
         let target: u64 = unsafe { read(&self.medium, dest) };
         self.free_block(dest, target, 8, [replacement.offset(), 0])
@@ -1591,7 +1624,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     #[track_caller]
     pub fn free_slice<T: Persist>(&mut self, dest: PPtr<PSlice<T>>) -> Result<()> {
         self.medium.note("Pool::free_slice", Location::caller());
-        let dest = self.resolve(dest.offset(), 16, 8)?;
+        let dest = self.resolve_object::<PSlice<T>>(dest.offset())?;
         // SAFETY: `dest` resolved to 16 in-bounds bytes.
         let target: u64 = unsafe { read(&self.medium, dest) };
         self.free_block(dest, target, 16, [0, 0])
@@ -1688,12 +1721,40 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         if new_size == old {
             return Ok(());
         }
+        // `open` refuses a slot whose number cannot be advanced.
+        let next_seq = self.slot.1.checked_add(1).ok_or_else(|| {
+            Error::corrupt(format_args!(
+                "dynamic header sequence number {:#x} cannot be advanced",
+                self.slot.1
+            ))
+        })?;
         self.medium.grow(new_size)?;
         let old_geometry = *self.heap.geometry();
         let geometry = Geometry {
             pool_size: new_size,
             ..old_geometry
         };
+        // Chunks that the old size cut off from its last zone now exist: their
+        // descriptors were never the allocator's to keep zero (a file may hold
+        // anything there), so zero them, as creation does whole tables.
+        if let Some(zone) = old_geometry.zones().checked_sub(1) {
+            let (before, after) = (
+                old_geometry.chunks_in_zone(zone),
+                geometry.chunks_in_zone(zone),
+            );
+            if after > before {
+                // SAFETY: descriptors of chunks in the grown medium; nothing
+                // references a chunk table.
+                unsafe {
+                    self.medium.fill(
+                        geometry.descriptor_offset(zone, before),
+                        0,
+                        (after - before) * LINE,
+                        false,
+                    )
+                };
+            }
+        }
         for zone in old_geometry.zones()..geometry.zones() {
             // SAFETY: new zones lie inside the grown medium; nothing references them.
             unsafe {
@@ -1706,13 +1767,13 @@ impl<R: Persist, M: Medium> Pool<R, M> {
             };
         }
         self.medium.fence();
-        let (index, seq) = self.slot;
-        let next = DynamicSlot::sealed(seq + 1, new_size as u64);
+        let (index, _) = self.slot;
+        let next = DynamicSlot::sealed(next_seq, new_size as u64);
         let at = DYNAMIC_SLOTS_OFFSET + (1 - index) * LINE;
         // SAFETY: the unused header slot is inside the pool and unreferenced.
         unsafe { self.medium.write(at, bytemuck::bytes_of(&next), false) };
         self.medium.fence();
-        self.slot = (1 - index, seq + 1);
+        self.slot = (1 - index, next_seq);
         self.info.size = new_size as u64;
         self.heap = Heap::load(&self.medium, geometry)?;
         Ok(())
@@ -1836,6 +1897,14 @@ pub(crate) fn read_header<M: Medium>(medium: &M) -> Result<(PoolInfo, (usize, u6
         }
     };
     let slot = slots[index];
+    if slot.seq == u64::MAX {
+        // Growing writes the other slot with `seq + 1`: this one could never
+        // be superseded, and a grown size would be lost at the next open.
+        return Err(Error::corrupt(format_args!(
+            "dynamic header {index}: sequence number {:#x} cannot be advanced",
+            slot.seq
+        )));
+    }
     if slot.pool_size > len as u64 {
         return Err(Error::Truncated {
             expected: slot.pool_size,

@@ -134,7 +134,9 @@ impl<T> PPtr<T> {
     }
 
     /// The pointer to the member `offset` bytes into `*self`: what field
-    /// projections are made of. Null stays null.
+    /// projections are made of. Null stays null, and an offset beyond
+    /// `u64::MAX` (a hostile pointer read from media) saturates there, where
+    /// nothing resolves.
     ///
     /// Projecting to a wrong type or offset is not unsafe (resolution checks
     /// bounds and alignment, and all types involved are plain data) but gives
@@ -167,9 +169,13 @@ impl<T> PPtr<T> {
     #[must_use]
     pub const fn project<U>(self, offset: usize) -> PPtr<U> {
         if self.offset == 0 {
-            PPtr::null()
-        } else {
-            PPtr::from_offset(self.offset + offset as u64)
+            return PPtr::null();
+        }
+        // A pointer read from media may be anything: past `u64::MAX` it
+        // saturates there, which no pool resolves (it has no room for a `U`).
+        match self.offset.checked_add(offset as u64) {
+            Some(field) => PPtr::from_offset(field),
+            None => PPtr::from_offset(u64::MAX),
         }
     }
 
@@ -443,6 +449,14 @@ unsafe impl<T: 'static> Pod for PSlice<T> {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn projection_past_the_end_of_the_address_space_saturates() {
+        let hostile: PPtr<[u64; 4]> = PPtr::from_offset(u64::MAX - 4);
+        assert_eq!(hostile.project::<u64>(8).offset(), u64::MAX);
+        assert_eq!(hostile.project::<u64>(4).offset(), u64::MAX);
+        assert_eq!(hostile.project::<u64>(3).offset(), u64::MAX - 1);
+    }
 
     #[test]
     fn projection_keeps_null() {

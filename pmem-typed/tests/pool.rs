@@ -354,9 +354,10 @@ fn guards_persist_what_changed() {
                 },
             )
             .unwrap();
-        let [mut ga, mut gb] = pool.get_disjoint_mut([a, b]).unwrap();
+        let mut both = pool.get_disjoint_mut([a, b]).unwrap();
+        let [ga, gb] = both.each_mut();
         (ga.value, gb.value) = (gb.value, ga.value);
-        drop((ga, gb));
+        drop(both);
         assert!(matches!(
             pool.get_disjoint_mut([a, a]),
             Err(Error::Overlap { .. })
