@@ -24,7 +24,6 @@
 mod phashmap;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt::Display;
 use std::sync::Mutex;
 
 use phashmap::{
@@ -40,9 +39,11 @@ use proptest::prelude::*;
 const SIM_SIZE: usize = 128 * 1024;
 const PROFILES: [Profile; 3] = [Profile::X86Adr, Profile::Conservative, Profile::Eadr];
 
-fn text(e: impl Display) -> String {
-    e.to_string()
-}
+/// An error of a step or a helper: `?` takes pmem-typed's errors and messages.
+type Failed = Box<dyn std::error::Error>;
+
+/// A map on a scenario step's medium, borrowed for the step.
+type SimMap<'m> = PHashMap<&'m mut SimMedium>;
 
 /// A value that says whose it is: torn or misplaced values fail [`version_of`].
 fn value(key: u64, version: u64) -> Value {
@@ -263,9 +264,9 @@ fn count_is_rebuilt_on_open() -> Result<(), Error> {
     for k in 0..5 {
         map.insert(k, value(k, 0))?;
     }
-    let medium = map.into_medium();
+    let mut medium = map.into_medium();
     {
-        let mut pool = Pool::<MapRoot, _>::open_on(medium.clone(), LAYOUT)?;
+        let mut pool = Pool::<MapRoot, _>::open_on(&mut medium, LAYOUT)?;
         let count = pool.root().fields().count;
         pool.set(count, 42)?;
     }
@@ -293,9 +294,9 @@ fn open_removes_the_stale_half_of_an_update() -> Result<(), Error> {
     }
     // What a crash between the two steps of an update of the chain's tail
     // leaves: the new entry at the head, the old one still linked.
-    let medium = map.into_medium();
+    let mut medium = map.into_medium();
     {
-        let mut pool = Pool::<MapRoot, _>::open_on(medium.clone(), LAYOUT)?;
+        let mut pool = Pool::<MapRoot, _>::open_on(&mut medium, LAYOUT)?;
         let table = pool.get(pool.root())?.current_table();
         let slot = table
             .at(bucket_of(keys[0], 4))
@@ -385,18 +386,18 @@ type State = (BTreeMap<u64, u64>, u64);
 /// must hold after recovery: no move or resize left over, every entry whole
 /// and in its bucket, no key twice, `count` right, no leak, no dangling
 /// pointer.
-fn inspect(m: &SimMedium) -> Result<State, String> {
-    let pool = Pool::<MapRoot, _>::open_on(m.clone(), LAYOUT).map_err(text)?;
+fn inspect(m: &mut SimMedium) -> Result<State, Failed> {
+    let pool = Pool::<MapRoot, _>::open_on(m, LAYOUT)?;
     let report = pool.check();
     if !report.is_consistent() {
-        return Err(format!("pool check: {report}"));
+        return Err(format!("pool check: {report}").into());
     }
-    let root = *pool.get(pool.root()).map_err(text)?;
+    let root = *pool.get(pool.root())?;
     if !root.moving.is_null() || root.current > 1 || !root.spare_table().is_empty() {
-        return Err(format!("recovery left a resize behind: {root:?}"));
+        return Err(format!("recovery left a resize behind: {root:?}").into());
     }
     let table = root.current_table();
-    let heads = pool.get_slice(table).map_err(text)?;
+    let heads = pool.get_slice(table)?;
     if heads.is_empty() {
         return Err("no bucket array".into());
     }
@@ -404,14 +405,14 @@ fn inspect(m: &SimMedium) -> Result<State, String> {
     for (bucket, &head) in (0..).zip(heads) {
         let mut at = head;
         while !at.is_null() {
-            let entry = pool.get(at).map_err(text)?;
+            let entry = pool.get(at)?;
             let version = version_of(entry.key, &entry.value)
                 .ok_or_else(|| format!("entry {at:?} is torn: {entry:?}"))?;
             if bucket_of(entry.key, table.len()) != bucket {
-                return Err(format!("key {} is in the wrong bucket {bucket}", entry.key));
+                return Err(format!("key {} is in the wrong bucket {bucket}", entry.key).into());
             }
             if entries.insert(entry.key, version).is_some() {
-                return Err(format!("key {} appears twice", entry.key));
+                return Err(format!("key {} appears twice", entry.key).into());
             }
             at = entry.next;
         }
@@ -421,7 +422,8 @@ fn inspect(m: &SimMedium) -> Result<State, String> {
             "count {} but {} entries: {entries:?}",
             root.count,
             entries.len()
-        ));
+        )
+        .into());
     }
     Ok((entries, table.len()))
 }
@@ -435,17 +437,16 @@ enum Step {
     Reopen,
 }
 
-fn apply(map: &mut PHashMap<SimMedium>, m: &SimMedium, step: &Step) -> Result<(), String> {
+/// Applies `step` to `map`, which it takes and gives back: reopening moves
+/// the medium out of the map and opens it again.
+fn apply<'m>(mut map: SimMap<'m>, step: &Step) -> Result<SimMap<'m>, Failed> {
     match *step {
-        Step::Insert(k, v) => map.insert(k, value(k, v)).map(drop),
-        Step::Remove(k) => map.remove(k).map(drop),
-        Step::Resize(n) => map.resize(n),
-        Step::Reopen => {
-            *map = PHashMap::open_on(m.clone()).map_err(text)?;
-            Ok(())
-        }
+        Step::Insert(k, v) => drop(map.insert(k, value(k, v))?),
+        Step::Remove(k) => drop(map.remove(k)?),
+        Step::Resize(n) => map.resize(n)?,
+        Step::Reopen => map = PHashMap::open_on(map.into_medium())?,
     }
-    .map_err(text)
+    Ok(map)
 }
 
 /// The states the program goes through, as the map's documented behaviour
@@ -539,15 +540,17 @@ fn scenario<'a>(
     let states = states(buckets, &setup, &run);
     Scenario::new(SIM_SIZE)
         .setup(move |m| {
-            let mut map = PHashMap::create_on(m.clone(), buckets).map_err(text)?;
-            setup.iter().try_for_each(|step| apply(&mut map, m, step))
+            let map = PHashMap::create_on(m, buckets)?;
+            setup.iter().try_fold(map, apply)?;
+            Ok(())
         })
         .run(move |m| {
-            let mut map = PHashMap::open_on(m.clone()).map_err(text)?;
-            run.iter().try_for_each(|step| apply(&mut map, m, step))
+            let map = PHashMap::open_on(m)?;
+            run.iter().try_fold(map, apply)?;
+            Ok(())
         })
         .recover(move |m| {
-            let map = PHashMap::open_on(m.clone()).map_err(text)?;
+            let map = PHashMap::open_on(m)?;
             if let Some(coverage) = coverage {
                 coverage.note(map.recovery());
             }
@@ -558,9 +561,7 @@ fn scenario<'a>(
             if states.contains(&state) {
                 Ok(())
             } else {
-                Err(format!(
-                    "the map {state:?} is no state of the program: {states:?}"
-                ))
+                Err(format!("the map {state:?} is no state of the program: {states:?}").into())
             }
         })
         .labels(pool_labels::<MapRoot>)
@@ -695,38 +696,39 @@ fn a_reopened_pool_allocates_after_a_free_safely() {
                 count: 0,
                 moving: pmem_typed::PPtr::null(),
             };
-            let mut pool = Pool::create_on(m.clone(), LAYOUT, root).map_err(text)?;
+            let mut pool = Pool::create_on(m, LAYOUT, root)?;
             let table0 = pool.root().fields().table0;
-            pool.alloc_slice_zeroed(table0, 4).map(drop).map_err(text)
+            pool.alloc_slice_zeroed(table0, 4)?;
+            Ok(())
         })
         .run(|m| {
-            let mut pool = Pool::<MapRoot, _>::open_on(m.clone(), LAYOUT).map_err(text)?;
+            let mut pool = Pool::<MapRoot, _>::open_on(&mut *m, LAYOUT)?;
             // Two operations, so that the free uses the second record slot.
             let table1 = pool.root().fields().table1;
-            pool.alloc_slice_zeroed(table1, 4).map_err(text)?;
-            pool.free_slice(pool.root().fields().table0).map_err(text)?;
+            pool.alloc_slice_zeroed(table1, 4)?;
+            pool.free_slice(pool.root().fields().table0)?;
             drop(pool);
-            let mut pool = Pool::<MapRoot, _>::open_on(m.clone(), LAYOUT).map_err(text)?;
+            let mut pool = Pool::<MapRoot, _>::open_on(m, LAYOUT)?;
             let entry = phashmap::Entry {
                 key: 7,
                 value: value(7, 1),
                 next: pmem_typed::PPtr::null(),
             };
             let moving = pool.root().fields().moving;
-            pool.alloc(moving, entry).map(drop).map_err(text)
+            pool.alloc(moving, entry)?;
+            Ok(())
         })
         .recover(|m| {
-            Pool::<MapRoot, _>::open_on(m.clone(), LAYOUT)
-                .map(drop)
-                .map_err(text)
+            Pool::<MapRoot, _>::open_on(m, LAYOUT)?;
+            Ok(())
         })
         .check(|m| {
-            let pool = Pool::<MapRoot, _>::open_on(m.clone(), LAYOUT).map_err(text)?;
+            let pool = Pool::<MapRoot, _>::open_on(m, LAYOUT)?;
             let report = pool.check();
             if report.is_consistent() {
                 Ok(())
             } else {
-                Err(format!("pool check: {report}"))
+                Err(format!("pool check: {report}").into())
             }
         })
         .labels(pool_labels::<MapRoot>);
@@ -740,19 +742,20 @@ fn creation_survives_any_crash() {
     let coverage = Coverage::default();
     let scenario = Scenario::new(SIM_SIZE)
         .run(|m| {
-            let mut map = PHashMap::create_on(m.clone(), 4).map_err(text)?;
-            map.insert(1, value(1, 1)).map(drop).map_err(text)
+            let mut map = PHashMap::create_on(m, 4)?;
+            map.insert(1, value(1, 1))?;
+            Ok(())
         })
-        .recover(|m| match PHashMap::open_on(m.clone()) {
+        .recover(|m| match PHashMap::open_on(m) {
             Ok(map) => {
                 coverage.note(map.recovery());
                 Ok(())
             }
             Err(Error::NotAPool { .. }) => Ok(()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         })
         .check(|m| {
-            if let Err(Error::NotAPool { .. }) = Pool::<MapRoot, _>::open_on(m.clone(), LAYOUT) {
+            if let Err(Error::NotAPool { .. }) = Pool::<MapRoot, _>::open_on(&mut *m, LAYOUT) {
                 return Ok(());
             }
             let state = inspect(m)?;
@@ -765,7 +768,7 @@ fn creation_survives_any_crash() {
             if valid.contains(&state) {
                 Ok(())
             } else {
-                Err(format!("after creation: {state:?}"))
+                Err(format!("after creation: {state:?}").into())
             }
         })
         .labels(pool_labels::<MapRoot>);
@@ -781,15 +784,20 @@ fn a_non_atomic_update_is_caught() {
     let setup = [Step::Insert(1, 1), Step::Insert(2, 1)];
     let scenario = Scenario::new(SIM_SIZE)
         .setup(move |m| {
-            let mut map = PHashMap::create_on(m.clone(), 4).map_err(text)?;
-            setup.iter().try_for_each(|step| apply(&mut map, m, step))
+            let map = PHashMap::create_on(m, 4)?;
+            setup.iter().try_fold(map, apply)?;
+            Ok(())
         })
         .run(|m| {
-            let mut map = PHashMap::open_on(m.clone()).map_err(text)?;
-            map.remove(1).map_err(text)?;
-            map.insert(1, value(1, 2)).map(drop).map_err(text)
+            let mut map = PHashMap::open_on(m)?;
+            map.remove(1)?;
+            map.insert(1, value(1, 2))?;
+            Ok(())
         })
-        .recover(|m| PHashMap::open_on(m.clone()).map(drop).map_err(text))
+        .recover(|m| {
+            PHashMap::open_on(m)?;
+            Ok(())
+        })
         .check(|m| {
             let state = inspect(m)?;
             let before = (BTreeMap::from([(1, 1), (2, 1)]), 4);
@@ -797,7 +805,7 @@ fn a_non_atomic_update_is_caught() {
             if state == before || state == after {
                 Ok(())
             } else {
-                Err(format!("{state:?}"))
+                Err(format!("{state:?}").into())
             }
         })
         .labels(pool_labels::<MapRoot>);
@@ -814,9 +822,8 @@ fn opening_without_the_repairs_is_caught() {
     let setup: Vec<Step> = (1..=5).map(|k| Step::Insert(k, 1)).collect();
     let run = vec![Step::Insert(3, 2), Step::Resize(3)];
     let scenario = scenario(4, setup, run, None).recover(|m| {
-        Pool::<MapRoot, _>::open_on(m.clone(), LAYOUT)
-            .map(drop)
-            .map_err(text)
+        Pool::<MapRoot, _>::open_on(m, LAYOUT)?;
+        Ok(())
     });
     let failure = Explorer::new(Profile::X86Adr)
         .explore(&scenario)

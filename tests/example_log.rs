@@ -8,16 +8,14 @@ mod plog;
 
 use plog::{LAYOUT, LogError, LogRoot, PLog};
 use pmem::typed::sim::proptest::crash_choices;
-use pmem::typed::sim::{Explorer, FailureKind, Profile, Scenario, SimMedium, Summary, pool_labels};
+use pmem::typed::sim::{
+    Explorer, FailureKind, Profile, Scenario, SimMedium, StepResult, Summary, pool_labels,
+};
 use pmem::typed::{PSlice, Pool};
 use proptest::prelude::*;
 
 const SIZE: usize = 64 * 1024;
 const CAPACITY: u64 = 160;
-
-fn text(e: impl ToString) -> String {
-    e.to_string()
-}
 
 fn empty_root() -> LogRoot {
     LogRoot {
@@ -26,19 +24,19 @@ fn empty_root() -> LogRoot {
     }
 }
 
-fn new_sim_log(capacity: u64) -> (SimMedium, PLog<SimMedium>) {
-    let medium = SimMedium::new(SIZE, SIZE);
-    let pool = Pool::create_on(medium.clone(), LAYOUT, empty_root()).expect("create");
-    (medium, PLog::open(pool, capacity).expect("open"))
+/// A new log on `medium`, which it borrows until it is dropped.
+fn new_sim_log(medium: &mut SimMedium, capacity: u64) -> PLog<&mut SimMedium> {
+    let pool = Pool::create_on(medium, LAYOUT, empty_root()).expect("create");
+    PLog::open(pool, capacity).expect("open")
 }
 
-fn open_pool(m: &SimMedium) -> Pool<LogRoot, SimMedium> {
-    Pool::open_on(m.clone(), LAYOUT).expect("open")
+fn open_pool(m: &mut SimMedium) -> Pool<LogRoot, &mut SimMedium> {
+    Pool::open_on(m, LAYOUT).expect("open")
 }
 
-fn open_sim(m: &SimMedium, capacity: u64) -> Result<PLog<SimMedium>, String> {
-    let pool = Pool::open_on(m.clone(), LAYOUT).map_err(text)?;
-    PLog::open(pool, capacity).map_err(text)
+fn open_sim(m: &mut SimMedium, capacity: u64) -> Result<PLog<&mut SimMedium>, LogError> {
+    let pool = Pool::open_on(m, LAYOUT)?;
+    PLog::open(pool, capacity)
 }
 
 /// The entries, each checked against its CRC.
@@ -48,7 +46,8 @@ fn entries<M: pmem::typed::Medium>(log: &PLog<M>) -> Result<Vec<Vec<u8>>, LogErr
 
 #[test]
 fn append_iterate_len() {
-    let (_, mut log) = new_sim_log(1024);
+    let mut medium = SimMedium::new(SIZE, SIZE);
+    let mut log = new_sim_log(&mut medium, 1024);
     assert!(log.is_empty());
     let lines: [&[u8]; 6] = [
         b"",
@@ -95,7 +94,8 @@ fn reopening_a_file_keeps_the_entries() -> Result<(), Box<dyn std::error::Error>
 
 #[test]
 fn a_full_log_refuses_and_loses_nothing() {
-    let (medium, mut log) = new_sim_log(64);
+    let mut medium = SimMedium::new(SIZE, SIZE);
+    let mut log = new_sim_log(&mut medium, 64);
     log.append(&[1; 20]).expect("fits"); // 8 + 24 = 32 bytes
     log.append(&[2; 16]).expect("fits"); // 8 + 16: 56 bytes used
     match log.append(&[3; 1]) {
@@ -111,7 +111,7 @@ fn a_full_log_refuses_and_loses_nothing() {
     assert_eq!(entries(&log).expect("entries"), expected);
     log.append(b"").expect("an empty entry still fits");
     drop(log);
-    let mut log = open_sim(&medium, 64).expect("reopen");
+    let mut log = open_sim(&mut medium, 64).expect("reopen");
     assert_eq!(log.usage().expect("usage"), (64, 64));
     assert_eq!(log.len(), 3);
     assert!(matches!(
@@ -123,17 +123,18 @@ fn a_full_log_refuses_and_loses_nothing() {
 
 #[test]
 fn a_capacity_below_one_header_is_refused() {
-    let medium = SimMedium::new(SIZE, SIZE);
-    let pool = Pool::create_on(medium.clone(), LAYOUT, empty_root()).expect("create");
+    let mut medium = SimMedium::new(SIZE, SIZE);
+    let pool = Pool::create_on(&mut medium, LAYOUT, empty_root()).expect("create");
     let error = PLog::open(pool, 7).expect_err("7 bytes cannot hold an entry");
     assert!(error.to_string().contains("at least 8 bytes"), "{error}");
     // Nothing was allocated.
-    assert_eq!(open_pool(&medium).allocated_blocks(), []);
+    assert_eq!(open_pool(&mut medium).allocated_blocks(), []);
 }
 
 #[test]
 fn damaged_entries_are_reported() {
-    let (medium, mut log) = new_sim_log(256);
+    let mut medium = SimMedium::new(SIZE, SIZE);
+    let mut log = new_sim_log(&mut medium, 256);
     for line in [&b"intact"[..], b"damaged", b"after"] {
         log.append(line).expect("append");
     }
@@ -149,7 +150,7 @@ fn damaged_entries_are_reported() {
     let mut byte = [0u8];
     medium.read(at, &mut byte);
     medium.store(at, &[byte[0] ^ 1]);
-    let log = open_sim(&medium, 256).expect("the lengths still add up");
+    let log = open_sim(&mut medium, 256).expect("the lengths still add up");
     let found: Vec<_> = log.iter().collect();
     assert_eq!(found.len(), 2, "iteration stops at the damaged entry");
     assert_eq!(found[0].as_deref().ok(), Some(&b"intact"[..]));
@@ -157,11 +158,13 @@ fn damaged_entries_are_reported() {
         Err(LogError::Corrupt { offset: 16, what }) => assert!(what.contains("CRC"), "{what}"),
         other => panic!("expected a CRC error at 16, got {other:?}"),
     }
+    drop(found);
+    drop(log);
 
     // A length that runs past the durable length is refused when opening.
     medium.store(area + 16, &200u32.to_le_bytes());
-    match open_sim(&medium, 256) {
-        Err(message) => assert!(message.contains("offset 16"), "{message}"),
+    match open_sim(&mut medium, 256) {
+        Err(error) => assert!(error.to_string().contains("offset 16"), "{error}"),
         Ok(_) => panic!("opened a log whose entry lengths run past its length"),
     }
 }
@@ -188,39 +191,41 @@ fn log_scenario(appends: Vec<Vec<u8>>, capacity: u64) -> Scenario<'static> {
     let expected = accepted(&appends, capacity);
     Scenario::new(SIZE)
         .setup(|m| {
-            Pool::create_on(m.clone(), LAYOUT, empty_root())
-                .map(drop)
-                .map_err(text)
+            Pool::create_on(m, LAYOUT, empty_root())?;
+            Ok(())
         })
         .run(move |m| {
             let mut log = open_sim(m, capacity)?;
             for entry in &appends {
                 match log.append(entry) {
                     Ok(()) | Err(LogError::Full { .. }) => {}
-                    Err(e) => return Err(e.to_string()),
+                    Err(e) => return Err(e.into()),
                 }
             }
-            let found = entries(&log).map_err(text)?;
+            let found = entries(&log)?;
             if found != accepted(&appends, capacity) {
-                return Err(format!("without a crash the log holds {found:?}"));
+                return Err(format!("without a crash the log holds {found:?}").into());
             }
             Ok(())
         })
-        .recover(move |m| open_sim(m, capacity).map(drop))
+        .recover(move |m| {
+            open_sim(m, capacity)?;
+            Ok(())
+        })
         .check(move |m| {
             let log = open_sim(m, capacity)?;
             let report = log.pool().check();
             if !report.is_consistent() {
-                return Err(report.to_string());
+                return Err(report.to_string().into());
             }
-            let found = entries(&log).map_err(text)?;
+            let found = entries(&log)?;
             if found.len() as u64 != log.len() {
-                return Err(format!("len() is {}, {} entries", log.len(), found.len()));
+                return Err(format!("len() is {}, {} entries", log.len(), found.len()).into());
             }
             if !expected.starts_with(&found) {
-                return Err(format!(
-                    "the log holds {found:?}, not a prefix of {expected:?}"
-                ));
+                return Err(
+                    format!("the log holds {found:?}, not a prefix of {expected:?}").into(),
+                );
             }
             Ok(())
         })
@@ -262,12 +267,9 @@ fn appends_survive_any_crash() {
 }
 
 /// The wrong order: the length is bumped before the entry is written.
-fn length_first_append(
-    log_pool: &mut Pool<LogRoot, SimMedium>,
-    payload: &[u8],
-) -> Result<(), String> {
+fn length_first_append(log_pool: &mut Pool<LogRoot, &mut SimMedium>, payload: &[u8]) -> StepResult {
     let root = log_pool.root();
-    let LogRoot { used, area } = *log_pool.get(root).map_err(text)?;
+    let LogRoot { used, area } = *log_pool.get(root)?;
     let len = payload.len() as u32;
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&len.to_le_bytes());
@@ -276,10 +278,9 @@ fn length_first_append(
     entry.extend_from_slice(&hasher.finalize().to_le_bytes());
     entry.extend_from_slice(payload);
     entry.resize(8 + payload.len().next_multiple_of(8), 0);
-    log_pool
-        .set(root.fields().used, used + entry.len() as u64)
-        .map_err(text)?;
-    log_pool.copy_to_slice(area, used, &entry).map_err(text)
+    log_pool.set(root.fields().used, used + entry.len() as u64)?;
+    log_pool.copy_to_slice(area, used, &entry)?;
+    Ok(())
 }
 
 #[test]
@@ -288,22 +289,26 @@ fn the_invariant_catches_a_length_bumped_first() {
     let appended = expected.clone();
     let scenario = Scenario::new(SIZE)
         .setup(|m| {
-            let pool = Pool::create_on(m.clone(), LAYOUT, empty_root()).map_err(text)?;
-            PLog::open(pool, CAPACITY).map(drop).map_err(text)
+            let pool = Pool::create_on(m, LAYOUT, empty_root())?;
+            PLog::open(pool, CAPACITY)?;
+            Ok(())
         })
         .run(move |m| {
-            let mut pool = Pool::open_on(m.clone(), LAYOUT).map_err(text)?;
+            let mut pool = Pool::open_on(m, LAYOUT)?;
             appended
                 .iter()
                 .try_for_each(|entry| length_first_append(&mut pool, entry))
         })
-        .recover(|m| open_sim(m, CAPACITY).map(drop))
+        .recover(|m| {
+            open_sim(m, CAPACITY)?;
+            Ok(())
+        })
         .check(move |m| {
-            let found = entries(&open_sim(m, CAPACITY)?).map_err(text)?;
+            let found = entries(&open_sim(m, CAPACITY)?)?;
             if expected.starts_with(&found) {
                 Ok(())
             } else {
-                Err(format!("the log holds {found:?}"))
+                Err(format!("the log holds {found:?}").into())
             }
         });
     for profile in [Profile::X86Adr, Profile::Conservative] {

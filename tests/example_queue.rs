@@ -16,11 +16,12 @@ use proptest::prelude::*;
 
 const SIZE: usize = 64 * 1024;
 
-type SimPool = Pool<QueueRoot, SimMedium>;
+/// A pool, and a queue, on a medium they borrow.
+type SimPool<'m> = Pool<QueueRoot, &'m mut SimMedium>;
+type SimQueue<'m> = PQueue<&'m mut SimMedium>;
 
-fn text(e: impl ToString) -> String {
-    e.to_string()
-}
+/// An error of a step or a helper: `?` takes pmem-typed's errors and messages.
+type Failed = Box<dyn std::error::Error>;
 
 fn empty_root() -> QueueRoot {
     QueueRoot {
@@ -29,25 +30,25 @@ fn empty_root() -> QueueRoot {
     }
 }
 
-fn new_sim_queue() -> (SimMedium, PQueue<SimMedium>) {
-    let medium = SimMedium::new(SIZE, SIZE);
-    let pool = Pool::create_on(medium.clone(), LAYOUT, empty_root()).expect("create");
-    (medium, PQueue::open(pool).expect("open"))
+/// A new queue on `medium`, which it borrows until it is dropped.
+fn new_sim_queue(medium: &mut SimMedium) -> SimQueue<'_> {
+    let pool = Pool::create_on(medium, LAYOUT, empty_root()).expect("create");
+    PQueue::open(pool).expect("open")
 }
 
-fn open_pool(m: &SimMedium) -> Result<SimPool, String> {
-    Pool::open_on(m.clone(), LAYOUT).map_err(text)
+fn open_pool(m: &mut SimMedium) -> pmem::typed::Result<SimPool<'_>> {
+    Pool::open_on(m, LAYOUT)
 }
 
-fn open_queue(m: &SimMedium) -> Result<PQueue<SimMedium>, String> {
-    PQueue::open(open_pool(m)?).map_err(text)
+fn open_queue(m: &mut SimMedium) -> pmem::typed::Result<SimQueue<'_>> {
+    PQueue::open(open_pool(m)?)
 }
 
-fn values(queue: &PQueue<SimMedium>) -> Vec<u64> {
+fn values(queue: &SimQueue<'_>) -> Vec<u64> {
     queue.to_vec().expect("to_vec")
 }
 
-fn pop(queue: &mut PQueue<SimMedium>) -> Option<u64> {
+fn pop(queue: &mut SimQueue<'_>) -> Option<u64> {
     queue.pop_front().expect("pop_front")
 }
 
@@ -55,12 +56,12 @@ fn pop(queue: &mut PQueue<SimMedium>) -> Option<u64> {
 type Nodes = Vec<(PPtr<Node>, Node)>;
 
 /// Root and nodes of the list from `head`, in order.
-fn nodes(pool: &SimPool) -> Result<(QueueRoot, Nodes), String> {
-    let root = *pool.get(pool.root()).map_err(text)?;
+fn nodes(pool: &SimPool<'_>) -> Result<(QueueRoot, Nodes), Failed> {
+    let root = *pool.get(pool.root())?;
     let mut nodes = Vec::new();
     let mut at = root.head;
     while !at.is_null() {
-        let node = *pool.get(at).map_err(text)?;
+        let node = *pool.get(at)?;
         nodes.push((at, node));
         if nodes.len() > 1000 {
             return Err("the list does not end".into());
@@ -72,7 +73,8 @@ fn nodes(pool: &SimPool) -> Result<(QueueRoot, Nodes), String> {
 
 #[test]
 fn first_in_first_out() {
-    let (_, mut queue) = new_sim_queue();
+    let mut medium = SimMedium::new(SIZE, SIZE);
+    let mut queue = new_sim_queue(&mut medium);
     assert_eq!(pop(&mut queue), None);
     for v in 1..=5 {
         queue.push_back(v).expect("push");
@@ -89,7 +91,8 @@ fn first_in_first_out() {
 
 #[test]
 fn emptying_and_refilling() {
-    let (_, mut queue) = new_sim_queue();
+    let mut medium = SimMedium::new(SIZE, SIZE);
+    let mut queue = new_sim_queue(&mut medium);
     for round in 0..3 {
         queue.push_back(round).expect("push");
         let (root, list) = nodes(queue.pool()).expect("nodes");
@@ -127,7 +130,8 @@ fn reopening_a_file_keeps_the_queue() -> Result<(), Box<dyn std::error::Error>> 
 fn opening_repairs_a_lagging_tail() {
     // What a crash can leave: `tail` one node behind, or null with nodes.
     for stale in [Some(1), None] {
-        let (medium, mut queue) = new_sim_queue();
+        let mut medium = SimMedium::new(SIZE, SIZE);
+        let mut queue = new_sim_queue(&mut medium);
         for v in [1, 2, 3] {
             queue.push_back(v).expect("push");
         }
@@ -137,7 +141,7 @@ fn opening_repairs_a_lagging_tail() {
         let stale = stale.map_or(PPtr::null(), |i| list[i].0);
         medium.store_u64(tail_at, stale.offset());
 
-        let mut queue = open_queue(&medium).expect("open");
+        let mut queue = open_queue(&mut medium).expect("open");
         assert_eq!(nodes(queue.pool()).expect("nodes").0.tail, list[2].0);
         queue.push_back(4).expect("push");
         assert_eq!(values(&queue), [1, 2, 3, 4]);
@@ -167,15 +171,15 @@ fn states(initial: &[u64], ops: &[Op]) -> Vec<Vec<u64>> {
 }
 
 /// Runs operations on the queue in a medium, returning what the pops gave.
-type RunFn = fn(&SimMedium, &[Op]) -> Result<Vec<Option<u64>>, String>;
+type RunFn = fn(&mut SimMedium, &[Op]) -> Result<Vec<Option<u64>>, Failed>;
 
-fn the_example(m: &SimMedium, ops: &[Op]) -> Result<Vec<Option<u64>>, String> {
+fn the_example(m: &mut SimMedium, ops: &[Op]) -> Result<Vec<Option<u64>>, Failed> {
     let mut queue = open_queue(m)?;
     let mut popped = Vec::new();
     for op in ops {
         match *op {
-            Op::Push(v) => queue.push_back(v).map_err(text)?,
-            Op::Pop => popped.push(queue.pop_front().map_err(text)?),
+            Op::Push(v) => queue.push_back(v)?,
+            Op::Pop => popped.push(queue.pop_front()?),
         }
     }
     Ok(popped)
@@ -193,61 +197,62 @@ fn queue_scenario(initial: Vec<u64>, ops: Vec<Op>, run: RunFn, repair: bool) -> 
         .collect();
     Scenario::new(SIZE)
         .setup(move |m| {
-            let pool = Pool::create_on(m.clone(), LAYOUT, empty_root()).map_err(text)?;
-            let mut queue = PQueue::open(pool).map_err(text)?;
-            initial
-                .iter()
-                .try_for_each(|&v| queue.push_back(v).map_err(text))
+            let pool = Pool::create_on(m, LAYOUT, empty_root())?;
+            let mut queue = PQueue::open(pool)?;
+            initial.iter().try_for_each(|&v| queue.push_back(v))?;
+            Ok(())
         })
         .run(move |m| {
             let popped = run(m, &ops)?;
             if popped == pops {
                 Ok(())
             } else {
-                Err(format!("the pops gave {popped:?}, not {pops:?}"))
+                Err(format!("the pops gave {popped:?}, not {pops:?}").into())
             }
         })
         .recover(move |m| {
             if repair {
-                open_queue(m).map(drop)
+                open_queue(m)?;
             } else {
-                open_pool(m).map(drop)
+                open_pool(m)?;
             }
+            Ok(())
         })
         .check(move |m| {
             let pool = open_pool(m)?;
             // No leaked node, no pointer (`tail` included) to freed memory.
             let report = pool.check();
             if !report.is_consistent() {
-                return Err(report.to_string());
+                return Err(report.to_string().into());
             }
             let (root, list) = nodes(&pool)?;
             let found: Vec<u64> = list.iter().map(|(_, n)| n.value).collect();
             if !states.contains(&found) {
-                return Err(format!("the queue holds {found:?}: no state of {states:?}"));
+                return Err(format!("the queue holds {found:?}: no state of {states:?}").into());
             }
             let last = list.last().map_or(PPtr::null(), |(at, _)| *at);
             if repair && root.tail != last {
                 return Err(format!(
                     "after opening, tail is {:?}, not the last node {last:?}",
                     root.tail
-                ));
+                )
+                .into());
             }
             if !root.tail.is_null() && !list.iter().any(|(at, _)| *at == root.tail) {
-                return Err(format!("tail {:?} is not a node of the list", root.tail));
+                return Err(format!("tail {:?} is not a node of the list", root.tail).into());
             }
             // And the queue works: a push lands at the back, nothing leaks.
-            let mut queue = PQueue::open(pool).map_err(text)?;
-            queue.push_back(u64::MAX).map_err(text)?;
-            let after = queue.to_vec().map_err(text)?;
+            let mut queue = PQueue::open(pool)?;
+            queue.push_back(u64::MAX)?;
+            let after = queue.to_vec()?;
             if after[..after.len() - 1] != found[..] || after.last() != Some(&u64::MAX) {
-                return Err(format!("pushing onto {found:?} gave {after:?}"));
+                return Err(format!("pushing onto {found:?} gave {after:?}").into());
             }
             let report = queue.pool().check();
             if report.is_consistent() {
                 Ok(())
             } else {
-                Err(format!("after a push: {report}"))
+                Err(format!("after a push: {report}").into())
             }
         })
         .labels(pool_labels::<QueueRoot>)
@@ -289,24 +294,23 @@ fn the_queue_survives_any_crash() {
 }
 
 /// The wrong order: pops free the node, then move `tail` off it.
-fn free_then_move_tail(m: &SimMedium, ops: &[Op]) -> Result<Vec<Option<u64>>, String> {
+fn free_then_move_tail(m: &mut SimMedium, ops: &[Op]) -> Result<Vec<Option<u64>>, Failed> {
     let mut pool = open_pool(m)?;
     let root = pool.root();
     let mut popped = Vec::new();
     for op in ops {
         if !matches!(op, Op::Pop) {
-            return Err(format!("{op:?}: only pops here"));
+            return Err(format!("{op:?}: only pops here").into());
         }
-        let QueueRoot { head, tail } = *pool.get(root).map_err(text)?;
+        let QueueRoot { head, tail } = *pool.get(root)?;
         if head.is_null() {
             popped.push(None);
             continue;
         }
-        let Node { value, next } = *pool.get(head).map_err(text)?;
-        pool.free_and_publish(root.fields().head, next)
-            .map_err(text)?;
+        let Node { value, next } = *pool.get(head)?;
+        pool.free_and_publish(root.fields().head, next)?;
         if tail == head {
-            pool.set(root.fields().tail, next).map_err(text)?;
+            pool.set(root.fields().tail, next)?;
         }
         popped.push(Some(value));
     }

@@ -10,16 +10,15 @@ mod guestbook;
 use guestbook::{LAYOUT, Root, Visitor, name_bytes, visit};
 use pmem::typed::Pool;
 use pmem::typed::sim::proptest::crash_choices;
-use pmem::typed::sim::{Explorer, FailureKind, Profile, Scenario, SimMedium, Summary, pool_labels};
+use pmem::typed::sim::{
+    Explorer, FailureKind, Profile, Scenario, SimMedium, StepResult, Summary, pool_labels,
+};
 use proptest::prelude::*;
 
 const SIZE: usize = 64 * 1024;
 
-type SimPool = Pool<Root, SimMedium>;
-
-fn text(e: impl ToString) -> String {
-    e.to_string()
-}
+/// A pool on a scenario step's medium, borrowed for the step.
+type SimPool<'m> = Pool<Root, &'m mut SimMedium>;
 
 fn zero_root() -> Root {
     Root {
@@ -133,21 +132,20 @@ fn describe(v: &Visitor) -> String {
     )
 }
 
-fn open(m: &SimMedium) -> Result<SimPool, String> {
-    Pool::open_on(m.clone(), LAYOUT).map_err(text)
+fn open(m: &mut SimMedium) -> pmem::typed::Result<SimPool<'_>> {
+    Pool::open_on(m, LAYOUT)
 }
 
 /// One run's update: the example's, or a broken one.
-type VisitFn = fn(&mut SimPool, &str, u64) -> Result<(), String>;
+type VisitFn = fn(&mut SimPool<'_>, &str, u64) -> StepResult;
 
 /// Runs `visits` one after the other on a pool created in set-up.
 fn quickstart_scenario(visits: Vec<(&'static str, u64)>, run: VisitFn) -> Scenario<'static> {
     let states = states(&visits);
     Scenario::new(SIZE)
         .setup(|m| {
-            Pool::create_on(m.clone(), LAYOUT, zero_root())
-                .map(drop)
-                .map_err(text)
+            Pool::create_on(m, LAYOUT, zero_root())?;
+            Ok(())
         })
         .run(move |m| {
             let mut pool = open(m)?;
@@ -155,20 +153,25 @@ fn quickstart_scenario(visits: Vec<(&'static str, u64)>, run: VisitFn) -> Scenar
                 .iter()
                 .try_for_each(|&(name, now)| run(&mut pool, name, now))
         })
-        .recover(|m| open(m).map(drop))
+        .recover(|m| {
+            open(m)?;
+            Ok(())
+        })
         .check(move |m| {
             let pool = open(m)?;
             let report = pool.check();
             if !report.is_consistent() {
-                return Err(report.to_string());
+                return Err(report.to_string().into());
             }
-            consistent(pool.get(pool.root()).map_err(text)?, &states)
+            consistent(pool.get(pool.root())?, &states)?;
+            Ok(())
         })
         .labels(pool_labels::<Root>)
 }
 
-fn the_example(pool: &mut SimPool, name: &str, now: u64) -> Result<(), String> {
-    visit(pool, name, now).map(drop).map_err(text)
+fn the_example(pool: &mut SimPool<'_>, name: &str, now: u64) -> StepResult {
+    visit(pool, name, now)?;
+    Ok(())
 }
 
 const WORKLOAD: [(&str, u64); 4] = [
@@ -194,11 +197,11 @@ fn counter_and_record_survive_any_crash() {
 }
 
 /// The wrong order: the counter first, then the record.
-fn counter_first(pool: &mut SimPool, name: &str, now: u64) -> Result<(), String> {
+fn counter_first(pool: &mut SimPool<'_>, name: &str, now: u64) -> StepResult {
     let root = pool.root();
-    let runs = pool.get(root).map_err(text)?.runs;
-    pool.set(root.fields().runs, runs + 1).map_err(text)?;
-    let mut visitor = pool.get_mut(root.fields().visitor).map_err(text)?;
+    let runs = pool.get(root)?.runs;
+    pool.set(root.fields().runs, runs + 1)?;
+    let mut visitor = pool.get_mut(root.fields().visitor)?;
     let name = name_bytes(name);
     visitor.visits = if visitor.name == name {
         visitor.visits + 1

@@ -98,9 +98,7 @@ type Fill = fn(&mut Pool<Root, SimMedium>) -> pmem_typed::Result<()>;
 fn pool(size: usize, fill: Fill) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
     let medium = SimMedium::new(size, size);
     medium.set_recording(false);
-    let mut pool =
-        Pool::<Root, _>::create_on(medium.clone(), LAYOUT, bytemuck::Zeroable::zeroed())?;
+    let mut pool = Pool::<Root, _>::create_on(medium, LAYOUT, bytemuck::Zeroable::zeroed())?;
     fill(&mut pool)?;
-    drop(pool);
-    Ok(medium.live())
+    Ok(pool.into_medium().live())
 }

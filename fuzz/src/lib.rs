@@ -124,11 +124,11 @@ pub fn open_pool(data: &[u8]) {
     if image.is_empty() {
         return;
     }
-    let medium = SimMedium::from_image(&image, image.len());
+    let mut medium = SimMedium::from_image(&image, image.len());
     // Only the final memory matters here, not the order of stores.
     medium.set_recording(false);
     let _ = pmem_typed::inspect::inspect_medium(&medium, image.len() as u64);
-    let Ok(mut pool) = Pool::<Root, _>::open_on(medium.clone(), LAYOUT) else {
+    let Ok(mut pool) = Pool::<Root, _>::open_on(&mut medium, LAYOUT) else {
         return;
     };
     let _ = pool.check();

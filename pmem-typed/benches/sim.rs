@@ -35,29 +35,28 @@ struct Node {
     pad: [u64; 6],
 }
 
-fn open(m: &SimMedium) -> Result<Pool<Root, SimMedium>, String> {
-    Pool::open_on(m.clone(), "bench").map_err(|e| e.to_string())
+fn open(m: &mut SimMedium) -> pmem_typed::Result<Pool<Root, &mut SimMedium>> {
+    Pool::open_on(m, "bench")
 }
 
 fn list_scenario() -> Scenario<'static> {
     Scenario::new(64 * 1024)
         .setup(|m| {
             Pool::create_on(
-                m.clone(),
+                m,
                 "bench",
                 Root {
                     head: PPtr::null(),
                     count: 0,
                 },
-            )
-            .map(drop)
-            .map_err(|e| e.to_string())
+            )?;
+            Ok(())
         })
         .run(|m| {
             let mut pool = open(m)?;
             let root = pool.root();
             for v in 0..16 {
-                let head = pool.get(root).map_err(|e| e.to_string())?.head;
+                let head = pool.get(root)?.head;
                 pool.alloc(
                     root.fields().head,
                     Node {
@@ -65,22 +64,24 @@ fn list_scenario() -> Scenario<'static> {
                         next: head,
                         pad: [v; 6],
                     },
-                )
-                .map_err(|e| e.to_string())?;
-                pool.get_mut(root).map_err(|e| e.to_string())?.count += 1;
+                )?;
+                pool.get_mut(root)?.count += 1;
             }
             Ok(())
         })
-        .recover(|m| open(m).map(drop))
+        .recover(|m| {
+            open(m)?;
+            Ok(())
+        })
         .check(|m| {
             let pool = open(m)?;
             let report = pool.check();
             if !report.is_consistent() {
-                return Err(report.to_string());
+                return Err(report.to_string().into());
             }
-            let mut at = pool.get(pool.root()).map_err(|e| e.to_string())?.head;
+            let mut at = pool.get(pool.root())?.head;
             while !at.is_null() {
-                let node = pool.get(at).map_err(|e| e.to_string())?;
+                let node = pool.get(at)?;
                 if node.pad != [node.value; 6] {
                     return Err("torn node".into());
                 }
@@ -109,7 +110,7 @@ fn raw_scenario() -> Scenario<'static> {
                 if m.read_u64(64 + 64 * i) == 1000 + i as u64 {
                     Ok(())
                 } else {
-                    Err(format!("entry {i}"))
+                    Err(format!("entry {i}").into())
                 }
             })
         })

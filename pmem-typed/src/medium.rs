@@ -19,7 +19,9 @@ use crate::error::{Error, Result};
 ///
 /// Offsets are from the start of the medium. A pool guarantees, through
 /// Rust's borrow rules, that no reference into the bytes a writing method
-/// touches is alive while it runs.
+/// touches is alive while it runs. It can do so because it owns its medium,
+/// or borrows it with `&mut` (`&mut M` is a medium too): nothing but the
+/// pool can reach the medium while the pool lives.
 ///
 /// # Safety
 ///
@@ -54,6 +56,26 @@ use crate::error::{Error, Result};
 ///
 /// let simulated = SimMedium::new(4096, 4096);
 /// assert_eq!(bump(&simulated), 1);
+/// # Ok(()) }
+/// ```
+///
+/// A pool on a borrowed medium gives it back when it is dropped:
+///
+/// ```
+/// use pmem_typed::sim::SimMedium;
+/// use pmem_typed::{Persist, Pool};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Root { n: u64 }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut medium = SimMedium::new(64 << 10, 64 << 10);
+/// let pool = Pool::create_on(&mut medium, "lent", Root { n: 3 })?; // a Pool<Root, &mut SimMedium>
+/// assert_eq!(pool.get(pool.root())?.n, 3);
+/// drop(pool);
+/// let pool = Pool::<Root, _>::open_on(medium, "lent")?; // now it owns the medium
+/// assert_eq!(pool.get(pool.root())?.n, 3);
 /// # Ok(()) }
 /// ```
 pub unsafe trait Medium: Send + Sync {
@@ -165,7 +187,7 @@ pub unsafe trait Medium: Send + Sync {
     ///         })
     ///         .check(|m| match (m.read_u64(0), m.read_u64(64)) {
     ///             (0, _) | (1, 42) => Ok(()),
-    ///             (flag, value) => Err(format!("flag {flag} with value {value}")),
+    ///             (flag, value) => Err(format!("flag {flag} with value {value}").into()),
     ///         })
     /// };
     /// assert!(Explorer::default().explore(&publish(true)).is_ok());
@@ -289,7 +311,7 @@ pub unsafe trait Medium: Send + Sync {
     ///     })
     ///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
     ///         (0, _) | (1, 42) => Ok(()),
-    ///         (flag, value) => Err(format!("flag {flag} with value {value}")),
+    ///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
     ///     });
     /// let failure = Explorer::default().explore(&scenario).unwrap_err();
     /// assert!(failure.to_string().contains("`Flag::publish` at "), "{failure}");
@@ -605,5 +627,65 @@ unsafe impl Medium for FileMedium {
         self.is_pmem = mapping.is_pmem();
         self.mapping = mapping;
         Ok(())
+    }
+}
+
+// SAFETY:
+// - `base` and `len` are `M`'s, which keeps the trait's promise for them;
+// - the `&mut` borrow keeps `M` alive and in place while this medium exists,
+//   and `grow` is `M`'s, so the bytes move only when `M`'s would;
+// - the borrow is exclusive: while a pool holds it, nothing else can reach the
+//   medium, so the pool's no-live-reference guarantee covers every writer.
+unsafe impl<M: Medium> Medium for &mut M {
+    #[inline]
+    fn base(&self) -> *mut u8 {
+        (**self).base()
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        (**self).len()
+    }
+
+    #[inline]
+    fn flush(&self, offset: usize, len: usize) {
+        (**self).flush(offset, len);
+    }
+
+    #[inline]
+    fn fence(&self) {
+        (**self).fence();
+    }
+
+    #[inline]
+    fn persist(&self, offset: usize, len: usize) {
+        (**self).persist(offset, len);
+    }
+
+    #[inline]
+    unsafe fn write(&self, offset: usize, bytes: &[u8], nontemporal: bool) {
+        // SAFETY: forwarded from the caller.
+        unsafe { (**self).write(offset, bytes, nontemporal) }
+    }
+
+    #[inline]
+    unsafe fn fill(&self, offset: usize, byte: u8, len: usize, nontemporal: bool) {
+        // SAFETY: forwarded from the caller.
+        unsafe { (**self).fill(offset, byte, len, nontemporal) }
+    }
+
+    #[inline]
+    unsafe fn store_u64(&self, offset: usize, value: u64) {
+        // SAFETY: forwarded from the caller.
+        unsafe { (**self).store_u64(offset, value) }
+    }
+
+    #[inline]
+    fn note(&self, operation: &'static str, at: &'static Location<'static>) {
+        (**self).note(operation, at);
+    }
+
+    fn grow(&mut self, new_len: usize) -> Result<()> {
+        (**self).grow(new_len)
     }
 }

@@ -519,11 +519,11 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ///
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let medium = SimMedium::new(64 << 10, 64 << 10);
-    /// // Clones of a `SimMedium` share its memory: this one is kept to copy it.
-    /// let mut pool = Pool::create_on(medium.clone(), "backup", Root { value: 0 })?;
+    /// let mut pool = Pool::create_on(medium, "backup", Root { value: 0 })?;
     /// pool.set(pool.root().fields().value, 42)?;
     ///
-    /// let copy = SimMedium::from_image(&medium.live(), 64 << 10);
+    /// // The pool's bytes, read through the pool (which owns the medium):
+    /// let copy = SimMedium::from_image(&pool.medium().live(), 64 << 10);
     /// let restored = Pool::<Root, _>::open_on(copy, "backup")?;
     /// assert_eq!(restored.get(restored.root())?.value, 42);
     /// assert_eq!(restored.info().uuid, pool.info().uuid);

@@ -50,8 +50,7 @@ impl Base {
     fn new() -> Self {
         let medium = SimMedium::new(SIZE, SIZE);
         medium.set_recording(false);
-        let mut pool =
-            Pool::<Root, _>::create_on(medium.clone(), LAYOUT, Root::zeroed()).expect("create");
+        let mut pool = Pool::<Root, _>::create_on(medium, LAYOUT, Root::zeroed()).expect("create");
         let root = pool.root();
         for value in 0..20 {
             let head = pool.get(root).unwrap().head;
@@ -72,9 +71,8 @@ impl Base {
             at = pool.get(at).unwrap().next;
         }
         assert!(pool.check().is_consistent());
-        drop(pool);
         Self {
-            image: medium.live(),
+            image: pool.into_medium().live(),
             heap_offset,
             nodes,
             numbers,
@@ -150,11 +148,11 @@ impl fmt::Debug for Outcome {
 /// and frees through the root, and reopens it. A panic anywhere fails the
 /// test, naming the mutation.
 fn open_image(image: &[u8], what: &str) -> Outcome {
-    let medium = SimMedium::from_image(image, image.len().max(PAGE));
+    let mut medium = SimMedium::from_image(image, image.len().max(PAGE));
     medium.set_recording(false);
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let _ = pmem_typed::inspect::inspect_medium(&medium, image.len() as u64);
-        let mut pool = match Pool::<Root, _>::open_on(medium.clone(), LAYOUT) {
+        let mut pool = match Pool::<Root, _>::open_on(&mut medium, LAYOUT) {
             Err(error) => {
                 let changed = medium.live() != image;
                 return Outcome::Refused { error, changed };
@@ -166,7 +164,7 @@ fn open_image(image: &[u8], what: &str) -> Outcome {
         exercise(&mut pool);
         let _ = pool.check();
         drop(pool);
-        let reopened = Pool::<Root, _>::open_on(medium.clone(), LAYOUT).map(drop);
+        let reopened = Pool::<Root, _>::open_on(&mut medium, LAYOUT).map(drop);
         Outcome::Opened { report, reopened }
     }));
     match outcome {

@@ -32,9 +32,10 @@ fn labels(_: &[u8], offset: usize) -> Option<String> {
     )
 }
 
-/// A raw program on a 4 KiB medium, checked with `invariant`.
+/// A raw program on a 4 KiB medium, checked with `invariant` (which only
+/// reads the medium).
 fn raw<'a>(
-    run: impl Fn(&SimMedium) + Send + Sync + 'a,
+    run: impl Fn(&mut SimMedium) + Send + Sync + 'a,
     invariant: impl Fn(&SimMedium) -> Result<(), String> + Send + Sync + 'a,
 ) -> Scenario<'a> {
     Scenario::new(4096)
@@ -42,7 +43,7 @@ fn raw<'a>(
             run(m);
             Ok(())
         })
-        .check(invariant)
+        .check(move |m| Ok(invariant(m)?))
         .labels(labels)
 }
 
@@ -182,32 +183,33 @@ struct Item {
     check: u64,
 }
 
+/// The publish scenario's pool, on the step's medium.
+fn open(m: &mut SimMedium) -> pmem_typed::Result<Pool<ListRoot, &mut SimMedium>> {
+    Pool::open_on(m, "bugs")
+}
+
 /// A pool scenario: `spare` holds an allocated zeroed item; `run` fills it
 /// and publishes it into `head`.
 fn publish_scenario<'a>(persist_first: bool) -> Scenario<'a> {
-    let open =
-        |m: &SimMedium| Pool::<ListRoot, _>::open_on(m.clone(), "bugs").map_err(|e| e.to_string());
     Scenario::new(64 * 1024)
         .setup(move |m| {
             let mut pool = Pool::<ListRoot, _>::create_on(
-                m.clone(),
+                m,
                 "bugs",
                 ListRoot {
                     head: PPtr::null(),
                     spare: PPtr::null(),
                 },
-            )
-            .map_err(|e| e.to_string())?;
+            )?;
             let spare = pool.root().fields().spare;
-            pool.alloc(spare, Item { value: 0, check: 0 })
-                .map(drop)
-                .map_err(|e| e.to_string())
+            pool.alloc(spare, Item { value: 0, check: 0 })?;
+            Ok(())
         })
         .run(move |m| {
             let mut pool = open(m)?;
             let root = pool.root();
-            let spare = pool.get(root).map_err(|e| e.to_string())?.spare;
-            let mut guard = pool.get_mut(spare).map_err(|e| e.to_string())?;
+            let spare = pool.get(root)?.spare;
+            let mut guard = pool.get_mut(spare)?;
             *guard = Item {
                 value: 7,
                 check: 7 * 3,
@@ -217,24 +219,28 @@ fn publish_scenario<'a>(persist_first: bool) -> Scenario<'a> {
             } else {
                 std::mem::forget(guard); // the bug: the item is never persisted
             }
-            pool.publish(root.fields().head, spare)
-                .map_err(|e| e.to_string())
+            pool.publish(root.fields().head, spare)?;
+            Ok(())
         })
-        .recover(move |m| open(m).map(drop))
+        .recover(move |m| {
+            open(m)?;
+            Ok(())
+        })
         .check(move |m| {
             let pool = open(m)?;
-            let head = pool.get(pool.root()).map_err(|e| e.to_string())?.head;
+            let head = pool.get(pool.root())?.head;
             if head.is_null() {
                 return Ok(());
             }
-            let item = pool.get(head).map_err(|e| e.to_string())?;
+            let item = pool.get(head)?;
             if item.check == item.value * 3 && item.value == 7 {
                 Ok(())
             } else {
                 Err(format!(
                     "published item holds value {} check {}",
                     item.value, item.check
-                ))
+                )
+                .into())
             }
         })
         .labels(pool_labels::<ListRoot>)
@@ -325,7 +331,7 @@ fn flush_range_misses_the_last_line() {
         (0, _) | (1, (1, 2)) => Ok(()),
         (_, (a, b)) => Err(format!("far flag set with data ({a}, {b})")),
     };
-    let write = |m: &SimMedium, flush_whole: bool| {
+    let write = |m: &mut SimMedium, flush_whole: bool| {
         m.store_u64(120, 1);
         m.store_u64(128, 2);
         if flush_whole {
@@ -353,7 +359,7 @@ fn flush_range_misses_the_last_line() {
 fn reliance_on_same_line_ordering() {
     // Value and flag in one line, flushed together: x86 keeps a line's stores
     // in order, so flag implies value there; not where stores may reorder.
-    let same_line = |m: &SimMedium| {
+    let same_line = |m: &mut SimMedium| {
         m.store_u64(8, 42);
         m.store_u64(16, 1);
         m.flush_range(0, 64);
@@ -398,7 +404,7 @@ fn nontemporal_stores_without_a_fence() {
     };
     let write = |fence: bool| {
         let block = block.clone();
-        move |m: &SimMedium| {
+        move |m: &mut SimMedium| {
             m.store_nontemporal(VALUE, &block);
             if fence {
                 m.sfence();
@@ -438,7 +444,7 @@ fn recovery_scenario<'a>(persist_fix: bool) -> Scenario<'a> {
         })
         .check(
             |m| match (m.read_u64(FLAG), m.read_u64(VALUE), m.read_u64(128)) {
-                (0, a, b) if a != b => Err(format!("marker cleared with A = {a}, B = {b}")),
+                (0, a, b) if a != b => Err(format!("marker cleared with A = {a}, B = {b}").into()),
                 _ => Ok(()),
             },
         )
@@ -588,7 +594,7 @@ fn unaligned_u64_torn_by_the_compiler() {
         }
     };
     let write = |at: usize| {
-        move |m: &SimMedium| {
+        move |m: &mut SimMedium| {
             m.store(at, &0x1111_2222_3333_4444u64.to_le_bytes());
             m.flush_range(at, 8);
             m.sfence();

@@ -14,21 +14,21 @@ fn log_scenario(values: &[u64], length_first: bool) -> Scenario<'static> {
     let entry = |i: usize| 64 + 64 * i;
     let (written, expected) = (values.to_vec(), values.to_vec());
     Scenario::new(4096)
-        .run(move |m: &SimMedium| {
+        .run(move |m| {
             for (i, &v) in written.iter().enumerate() {
-                let write_entry = || {
+                let write_entry = |m: &mut SimMedium| {
                     m.store_u64(entry(i), v);
                     m.flush_range(entry(i), 8);
                     m.sfence();
                 };
                 if !length_first {
-                    write_entry();
+                    write_entry(m);
                 }
                 m.store_u64(0, i as u64 + 1);
                 m.flush_range(0, 8);
                 m.sfence();
                 if length_first {
-                    write_entry();
+                    write_entry(m);
                 }
             }
             Ok(())
@@ -39,7 +39,7 @@ fn log_scenario(values: &[u64], length_first: bool) -> Scenario<'static> {
                 if m.read_u64(entry(i)) == expected[i] {
                     Ok(())
                 } else {
-                    Err(format!("entry {i} of {len} is not durable"))
+                    Err(format!("entry {i} of {len} is not durable").into())
                 }
             })
         })
@@ -149,60 +149,57 @@ fn states(ops: &[Op]) -> Vec<Vec<u64>> {
     states
 }
 
-fn open(m: &SimMedium) -> Result<Pool<Root, SimMedium>, String> {
-    Pool::open_on(m.clone(), "stack").map_err(|e| e.to_string())
+fn open(m: &mut SimMedium) -> pmem_typed::Result<Pool<Root, &mut SimMedium>> {
+    Pool::open_on(m, "stack")
 }
 
 fn stack_scenario(ops: &[Op]) -> Scenario<'_> {
     let states = states(ops);
     Scenario::new(64 * 1024)
         .setup(|m| {
-            Pool::create_on(m.clone(), "stack", Root { head: PPtr::null() })
-                .map(drop)
-                .map_err(|e| e.to_string())
+            Pool::create_on(m, "stack", Root { head: PPtr::null() })?;
+            Ok(())
         })
         .run(move |m| {
             let mut pool = open(m)?;
             let head = pool.root().fields().head;
             for op in ops {
-                let top = pool.get(pool.root()).map_err(|e| e.to_string())?.head;
+                let top = pool.get(pool.root())?.head;
                 match op {
-                    Op::Push(v) => drop(
-                        pool.alloc(
-                            head,
-                            Node {
-                                value: *v,
-                                next: top,
-                            },
-                        )
-                        .map_err(|e| e.to_string())?,
-                    ),
+                    Op::Push(v) => drop(pool.alloc(
+                        head,
+                        Node {
+                            value: *v,
+                            next: top,
+                        },
+                    )?),
                     Op::Pop if !top.is_null() => {
-                        let next = pool.get(top).map_err(|e| e.to_string())?.next;
-                        pool.free_and_publish(head, next)
-                            .map_err(|e| e.to_string())?;
+                        let next = pool.get(top)?.next;
+                        pool.free_and_publish(head, next)?;
                     }
                     Op::Bump if !top.is_null() => {
-                        let value = pool.get(top).map_err(|e| e.to_string())?.value;
-                        pool.set(top.fields().value, value + 1)
-                            .map_err(|e| e.to_string())?;
+                        let value = pool.get(top)?.value;
+                        pool.set(top.fields().value, value + 1)?;
                     }
                     _ => {}
                 }
             }
             Ok(())
         })
-        .recover(|m| open(m).map(drop))
+        .recover(|m| {
+            open(m)?;
+            Ok(())
+        })
         .check(move |m| {
             let pool = open(m)?;
             let report = pool.check();
             if !report.is_consistent() {
-                return Err(report.to_string());
+                return Err(report.to_string().into());
             }
             let mut values = Vec::new();
-            let mut at = pool.get(pool.root()).map_err(|e| e.to_string())?.head;
+            let mut at = pool.get(pool.root())?.head;
             while !at.is_null() {
-                let node = pool.get(at).map_err(|e| e.to_string())?;
+                let node = pool.get(at)?;
                 values.push(node.value);
                 at = node.next;
             }
@@ -210,7 +207,7 @@ fn stack_scenario(ops: &[Op]) -> Scenario<'_> {
             if states.contains(&values) {
                 Ok(())
             } else {
-                Err(format!("stack {values:?} is no state of the program"))
+                Err(format!("stack {values:?} is no state of the program").into())
             }
         })
         .labels(pool_labels::<Root>)

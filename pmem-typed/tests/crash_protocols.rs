@@ -8,7 +8,7 @@
 //! crashes during recovery; `Pool::check` must also find no leak and no
 //! dangling pointer.
 
-use pmem_typed::sim::{Explorer, Profile, Scenario, SimMedium, Summary, pool_labels};
+use pmem_typed::sim::{Explorer, Profile, Scenario, SimMedium, StepResult, Summary, pool_labels};
 use pmem_typed::{Error, PPtr, PSlice, Persist, Pool};
 
 #[derive(Clone, Copy, Debug, PartialEq, Persist)]
@@ -32,14 +32,11 @@ struct Node {
 const LAYOUT: &str = "crash";
 const SIZE: usize = 64 * 1024;
 
-type SimPool = Pool<Root, SimMedium>;
+/// A pool on a scenario step's medium, borrowed for the step.
+type SimPool<'m> = Pool<Root, &'m mut SimMedium>;
 
-fn text(e: Error) -> String {
-    e.to_string()
-}
-
-fn open(m: &SimMedium) -> Result<SimPool, String> {
-    Pool::open_on(m.clone(), LAYOUT).map_err(text)
+fn open(m: &mut SimMedium) -> pmem_typed::Result<SimPool<'_>> {
+    Pool::open_on(m, LAYOUT)
 }
 
 fn node(value: u64) -> Node {
@@ -51,16 +48,17 @@ fn node(value: u64) -> Node {
 }
 
 /// The list from the root, checking each node is whole (payload = value).
-fn list(pool: &SimPool) -> Result<Vec<u64>, String> {
+fn list(pool: &SimPool<'_>) -> Result<Vec<u64>, Box<dyn std::error::Error>> {
     let mut values = Vec::new();
-    let mut at = pool.get(pool.root()).map_err(text)?.head;
+    let mut at = pool.get(pool.root())?.head;
     while !at.is_null() {
-        let n = pool.get(at).map_err(text)?;
+        let n = pool.get(at)?;
         if n.payload != [n.value; 6] {
             return Err(format!(
                 "node {at:?} is torn: value {} payload {:?}",
                 n.value, n.payload
-            ));
+            )
+            .into());
         }
         values.push(n.value);
         at = n.next;
@@ -68,25 +66,25 @@ fn list(pool: &SimPool) -> Result<Vec<u64>, String> {
     Ok(values)
 }
 
-fn consistent(pool: &SimPool) -> Result<(), String> {
+fn consistent(pool: &SimPool<'_>) -> StepResult {
     let report = pool.check();
     if report.is_consistent() {
         Ok(())
     } else {
-        Err(report.to_string())
+        Err(report.to_string().into())
     }
 }
 
 /// A scenario on a pool created in set-up.
 fn pool_scenario<'a>(
-    prepare: impl Fn(&mut SimPool) -> Result<(), String> + Send + Sync + 'a,
-    run: impl Fn(&mut SimPool) -> Result<(), String> + Send + Sync + 'a,
-    invariant: impl Fn(&SimPool) -> Result<(), String> + Send + Sync + 'a,
+    prepare: impl Fn(&mut SimPool<'_>) -> StepResult + Send + Sync + 'a,
+    run: impl Fn(&mut SimPool<'_>) -> StepResult + Send + Sync + 'a,
+    invariant: impl Fn(&SimPool<'_>) -> StepResult + Send + Sync + 'a,
 ) -> Scenario<'a> {
     Scenario::new(SIZE)
         .setup(move |m| {
             let mut pool = Pool::create_on(
-                m.clone(),
+                m,
                 LAYOUT,
                 Root {
                     counter: 0,
@@ -95,12 +93,14 @@ fn pool_scenario<'a>(
                     spare: PPtr::null(),
                     numbers: PSlice::empty(),
                 },
-            )
-            .map_err(text)?;
+            )?;
             prepare(&mut pool)
         })
         .run(move |m| run(&mut open(m)?))
-        .recover(|m| open(m).map(drop))
+        .recover(|m| {
+            open(m)?;
+            Ok(())
+        })
         .check(move |m| {
             let pool = open(m)?;
             consistent(&pool)?;
@@ -148,23 +148,28 @@ fn creation_is_all_or_nothing() {
                     spare: PPtr::null(),
                     numbers: PSlice::empty(),
                 };
-                Pool::create_on(m.clone(), LAYOUT, root)
-                    .map(drop)
-                    .map_err(text)
+                Pool::create_on(m, LAYOUT, root)?;
+                Ok(())
             })
-            .check(move |m| match Pool::<Root, _>::open_on(m.clone(), LAYOUT) {
-                Err(Error::NotAPool { .. }) => Ok(()),
-                // Nothing of the creation persisted: the old bytes, as they were.
-                Err(_) if garbage && m.live() == old_pool() => Ok(()),
-                Err(e) => Err(format!("half-created pool: {e}")),
-                Ok(pool) => {
-                    consistent(&pool)?;
-                    let root = pool.get(pool.root()).map_err(text)?;
-                    if (root.counter, root.flag) == (5, 6) {
-                        Ok(())
-                    } else {
-                        Err(format!("root {root:?}"))
+            .check(move |m| {
+                let e = match Pool::<Root, _>::open_on(&mut *m, LAYOUT) {
+                    Err(Error::NotAPool { .. }) => return Ok(()),
+                    Err(e) => e,
+                    Ok(pool) => {
+                        consistent(&pool)?;
+                        let root = pool.get(pool.root())?;
+                        return if (root.counter, root.flag) == (5, 6) {
+                            Ok(())
+                        } else {
+                            Err(format!("root {root:?}").into())
+                        };
                     }
+                };
+                // Nothing of the creation persisted: the old bytes, as they were.
+                if garbage && m.live() == old_pool() {
+                    Ok(())
+                } else {
+                    Err(format!("half-created pool: {e}").into())
                 }
             })
             .labels(pool_labels::<Root>);
@@ -181,16 +186,17 @@ fn guards_persist_before_what_follows() {
         |pool| {
             let root = pool.root();
             {
-                let mut guard = pool.get_mut(root).map_err(text)?;
+                let mut guard = pool.get_mut(root)?;
                 guard.counter = 11;
                 guard.flag = 0; // unchanged: not flushed
             }
-            pool.set(root.fields().flag, 1).map_err(text)
+            pool.set(root.fields().flag, 1)?;
+            Ok(())
         },
         |pool| {
-            let root = pool.get(pool.root()).map_err(text)?;
+            let root = pool.get(pool.root())?;
             if root.flag == 1 && root.counter != 11 {
-                return Err(format!("flag set but the guard's write was lost: {root:?}"));
+                return Err(format!("flag set but the guard's write was lost: {root:?}").into());
             }
             Ok(())
         },
@@ -202,26 +208,26 @@ fn guards_persist_before_what_follows() {
 fn publication_follows_the_object() {
     let scenario = pool_scenario(
         |pool| {
-            pool.alloc(pool.root().fields().spare, node(0))
-                .map(drop)
-                .map_err(text)
+            pool.alloc(pool.root().fields().spare, node(0))?;
+            Ok(())
         },
         |pool| {
             let root = pool.root();
-            let spare = pool.get(root).map_err(text)?.spare;
+            let spare = pool.get(root)?.spare;
             {
-                let mut guard = pool.get_mut(spare).map_err(text)?;
+                let mut guard = pool.get_mut(spare)?;
                 *guard = node(42);
             }
-            pool.publish(root.fields().head, spare).map_err(text)?;
-            pool.set(root.fields().spare, PPtr::null()).map_err(text)
+            pool.publish(root.fields().head, spare)?;
+            pool.set(root.fields().spare, PPtr::null())?;
+            Ok(())
         },
         |pool| {
             let values = list(pool)?;
             if values.is_empty() || values == [42] {
                 Ok(())
             } else {
-                Err(format!("list {values:?}"))
+                Err(format!("list {values:?}").into())
             }
         },
     );
@@ -234,46 +240,42 @@ fn allocation_and_free_are_failure_atomic() {
         |pool| {
             let root = pool.root();
             for v in [1, 2] {
-                let head = pool.get(root).map_err(text)?.head;
+                let head = pool.get(root)?.head;
                 pool.alloc(
                     root.fields().head,
                     Node {
                         next: head,
                         ..node(v)
                     },
-                )
-                .map_err(text)?;
+                )?;
             }
             Ok(())
         },
         |pool| {
             let root = pool.root();
             // Push 3, pop it and 2 (free then publish the rest), push 4.
-            let head = pool.get(root).map_err(text)?.head;
+            let head = pool.get(root)?.head;
             pool.alloc(
                 root.fields().head,
                 Node {
                     next: head,
                     ..node(3)
                 },
-            )
-            .map_err(text)?;
+            )?;
             for _ in 0..2 {
-                let head = pool.get(root).map_err(text)?.head;
-                let next = pool.get(head).map_err(text)?.next;
-                pool.free_and_publish(root.fields().head, next)
-                    .map_err(text)?;
+                let head = pool.get(root)?.head;
+                let next = pool.get(head)?.next;
+                pool.free_and_publish(root.fields().head, next)?;
             }
-            let head = pool.get(root).map_err(text)?.head;
+            let head = pool.get(root)?.head;
             pool.alloc(
                 root.fields().head,
                 Node {
                     next: head,
                     ..node(4)
                 },
-            )
-            .map_err(text)
-            .map(drop)
+            )?;
+            Ok(())
         },
         |pool| {
             let values = list(pool)?;
@@ -282,7 +284,7 @@ fn allocation_and_free_are_failure_atomic() {
             if states.contains(&values.as_slice()) {
                 Ok(())
             } else {
-                Err(format!("list {values:?} is no state of the program"))
+                Err(format!("list {values:?} is no state of the program").into())
             }
         },
     );
@@ -298,16 +300,15 @@ fn interrupted_recovery_is_repeated() {
     let scenario = pool_scenario(
         |_| Ok(()),
         |pool| {
-            pool.alloc(pool.root().fields().head, node(9))
-                .map(drop)
-                .map_err(text)
+            pool.alloc(pool.root().fields().head, node(9))?;
+            Ok(())
         },
         |pool| {
             let values = list(pool)?;
             if values.is_empty() || values == [9] {
                 Ok(())
             } else {
-                Err(format!("list {values:?}"))
+                Err(format!("list {values:?}").into())
             }
         },
     );
@@ -324,22 +325,22 @@ fn interrupted_recovery_is_repeated() {
 fn bulk_slice_copy_then_flag() {
     let scenario = pool_scenario(
         |pool| {
-            pool.alloc_slice_zeroed::<u64>(pool.root().fields().numbers, 64)
-                .map(drop)
-                .map_err(text)
+            pool.alloc_slice_zeroed::<u64>(pool.root().fields().numbers, 64)?;
+            Ok(())
         },
         |pool| {
             let root = pool.root();
-            let numbers = pool.get(root).map_err(text)?.numbers;
+            let numbers = pool.get(root)?.numbers;
             let values: Vec<u64> = (1..=64).collect();
-            pool.copy_to_slice(numbers, 0, &values).map_err(text)?;
-            pool.set(root.fields().flag, 1).map_err(text)
+            pool.copy_to_slice(numbers, 0, &values)?;
+            pool.set(root.fields().flag, 1)?;
+            Ok(())
         },
         |pool| {
-            let root = pool.get(pool.root()).map_err(text)?;
-            let numbers = pool.get_slice(root.numbers).map_err(text)?;
+            let root = pool.get(pool.root())?;
+            let numbers = pool.get_slice(root.numbers)?;
             if root.flag == 1 && numbers.iter().enumerate().any(|(i, &n)| n != i as u64 + 1) {
-                return Err(format!("flag set with numbers {numbers:?}"));
+                return Err(format!("flag set with numbers {numbers:?}").into());
             }
             Ok(())
         },
@@ -352,23 +353,21 @@ fn grow_then_allocate_in_the_new_space() {
     let scenario = pool_scenario(
         |pool| {
             // Fill the first zone so the next large allocation needs the new space.
-            pool.alloc_slice_zeroed::<u64>(pool.root().fields().numbers, 2048)
-                .map(drop)
-                .map_err(text)
+            pool.alloc_slice_zeroed::<u64>(pool.root().fields().numbers, 2048)?;
+            Ok(())
         },
         |pool| {
-            pool.grow(160 * 1024).map_err(text)?;
+            pool.grow(160 * 1024)?;
             let root = pool.root();
-            pool.alloc(root.fields().head, node(77))
-                .map(drop)
-                .map_err(text)
+            pool.alloc(root.fields().head, node(77))?;
+            Ok(())
         },
         |pool| {
             let values = list(pool)?;
             if values.is_empty() || values == [77] {
                 Ok(())
             } else {
-                Err(format!("list {values:?}"))
+                Err(format!("list {values:?}").into())
             }
         },
     )
@@ -382,17 +381,16 @@ fn free_that_empties_its_chunk() {
     // to the free pool must still be redone by recovery.
     let scenario = pool_scenario(
         |pool| {
-            pool.alloc(pool.root().fields().head, node(5))
-                .map(drop)
-                .map_err(text)
+            pool.alloc(pool.root().fields().head, node(5))?;
+            Ok(())
         },
-        |pool| pool.free(pool.root().fields().head).map_err(text),
+        |pool| Ok(pool.free(pool.root().fields().head)?),
         |pool| {
             let values = list(pool)?;
             if values.is_empty() || values == [5] {
                 Ok(())
             } else {
-                Err(format!("list {values:?}"))
+                Err(format!("list {values:?}").into())
             }
         },
     );
@@ -419,28 +417,29 @@ fn emptied_chunk_changes_class_after_a_free() {
                 spare: PPtr::null(),
                 numbers: PSlice::empty(),
             };
-            let mut pool = Pool::create_on(m.clone(), LAYOUT, root).map_err(text)?;
-            pool.alloc(pool.root().fields().head, node(1))
-                .map(drop)
-                .map_err(text)
+            let mut pool = Pool::create_on(m, LAYOUT, root)?;
+            pool.alloc(pool.root().fields().head, node(1))?;
+            Ok(())
         })
         .run(|m| {
             let mut pool = open(m)?;
-            pool.free(pool.root().fields().head).map_err(text)?;
+            pool.free(pool.root().fields().head)?;
             // 160 bytes: the 256-byte class, which needs a chunk of its own.
             let dest = pool.root().fields().spare.cast::<PPtr<Big>>();
-            pool.alloc(dest, Big { words: [7; 20] })
-                .map(drop)
-                .map_err(text)
+            pool.alloc(dest, Big { words: [7; 20] })?;
+            Ok(())
         })
-        .recover(|m| open(m).map(drop))
+        .recover(|m| {
+            open(m)?;
+            Ok(())
+        })
         .check(|m| {
             let pool = open(m)?;
-            let root = pool.get(pool.root()).map_err(text)?;
+            let root = pool.get(pool.root())?;
             if !root.spare.is_null() {
-                let big = pool.get(root.spare.cast::<Big>()).map_err(text)?;
+                let big = pool.get(root.spare.cast::<Big>())?;
                 if big.words != [7; 20] {
-                    return Err(format!("published Big holds {:?}", big.words));
+                    return Err(format!("published Big holds {:?}", big.words).into());
                 }
             }
             // `spare` is typed PPtr<Node> in Root, so `check` cannot trace the
@@ -450,7 +449,7 @@ fn emptied_chunk_changes_class_after_a_free() {
             if blocks == reachable {
                 Ok(())
             } else {
-                Err(format!("{blocks} blocks, {reachable} reachable"))
+                Err(format!("{blocks} blocks, {reachable} reachable").into())
             }
         })
         .labels(pool_labels::<Root>);

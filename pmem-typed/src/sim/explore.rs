@@ -12,7 +12,55 @@ use super::medium::{CHUNK, Log, SimMedium, Site};
 use super::model::{CrashPoint, Durable, Profile, crash_points};
 use crate::layout::LINE;
 
-type Step<'a> = Box<dyn Fn(&SimMedium) -> Result<(), String> + Send + Sync + 'a>;
+/// What a scenario's steps return: `Ok(())`, or any error, so that `?` works
+/// on pmem-typed's errors and `Err("why".into())` on a message.
+///
+/// # Examples
+///
+/// A step as a function: it gets the medium with `&mut`, so a pool it opens
+/// borrows the medium for the step.
+///
+/// ```
+/// use pmem_typed::sim::{Explorer, FailureKind, Scenario, SimMedium, StepResult};
+/// use pmem_typed::{Persist, Pool};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Root { n: u64 }
+///
+/// fn check(m: &mut SimMedium) -> StepResult {
+///     let pool = Pool::<Root, _>::open_on(m, "steps")?; // `?` on pmem-typed's error
+///     match pool.get(pool.root())?.n {
+///         0 | 1 => Ok(()),
+///         n => Err(format!("n is {n}").into()), // a message
+///     }
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let scenario = Scenario::new(64 << 10)
+///     .setup(|m| {
+///         Pool::create_on(m, "steps", Root { n: 0 })?;
+///         Ok(())
+///     })
+///     .run(|m| {
+///         let mut pool = Pool::<Root, _>::open_on(m, "steps")?;
+///         pool.set(pool.root().fields().n, 1)?;
+///         Ok(())
+///     })
+///     .check(check);
+/// Explorer::default().explore(&scenario)?;
+///
+/// // Without the set-up there is no pool: the error `?` passed on fails the check.
+/// let failure = Explorer::default()
+///     .explore(&Scenario::new(64 << 10).check(check))
+///     .expect_err("nothing to open");
+/// assert_eq!(failure.kind, FailureKind::NoCrash);
+/// assert!(failure.message.starts_with("invariant violated: "), "{failure}");
+/// # Ok(()) }
+/// ```
+pub type StepResult = Result<(), Box<dyn std::error::Error>>;
+
+type Step<'a> = Box<dyn Fn(&mut SimMedium) -> StepResult + Send + Sync + 'a>;
 type Labeler<'a> = Box<dyn Fn(&[u8], usize) -> Option<String> + Send + Sync + 'a>;
 
 /// A program to check for crash consistency, in four steps.
@@ -39,7 +87,7 @@ type Labeler<'a> = Box<dyn Fn(&[u8], usize) -> Option<String> + Send + Sync + 'a
 ///     })
 ///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
 ///         (1, 42) | (0, _) => Ok(()),
-///         (flag, value) => Err(format!("flag {flag} with value {value}")),
+///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
 ///     });
 /// let summary = Explorer::default().explore(&scenario).expect("consistent");
 /// assert!(summary.images >= 3);
@@ -75,7 +123,7 @@ impl<'a> Scenario<'a> {
     /// // Nothing to crash: one crash point (the end), one image.
     /// let empty = Scenario::new(4096).check(|m| match m.live().iter().all(|&b| b == 0) {
     ///     true => Ok(()),
-    ///     false => Err("not zeroed".to_string()),
+    ///     false => Err("not zeroed".into()),
     /// });
     /// let summary = Explorer::default().explore(&empty)?;
     /// assert_eq!((summary.crash_points, summary.images), (1, 1));
@@ -102,7 +150,7 @@ impl<'a> Scenario<'a> {
     /// A crash while a pool grows leaves it at its old size or its new one:
     ///
     /// ```
-    /// use pmem_typed::sim::{Explorer, Scenario, SimMedium};
+    /// use pmem_typed::sim::{Explorer, Scenario};
     /// use pmem_typed::{Persist, Pool};
     ///
     /// #[derive(Clone, Copy, Persist)]
@@ -110,21 +158,21 @@ impl<'a> Scenario<'a> {
     /// struct Root { n: u64 }
     ///
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let open = |m: &SimMedium| {
-    ///     Pool::<Root, _>::open_on(m.clone(), "grow").map_err(|e| e.to_string())
-    /// };
     /// let scenario = Scenario::new(64 << 10)
     ///     .capacity(128 << 10)
     ///     .setup(|m| {
-    ///         let pool = Pool::create_on(m.clone(), "grow", Root { n: 0 });
-    ///         pool.map(drop).map_err(|e| e.to_string())
+    ///         Pool::create_on(m, "grow", Root { n: 0 })?;
+    ///         Ok(())
     ///     })
-    ///     .run(|m| open(m)?.grow(128 << 10).map_err(|e| e.to_string()))
+    ///     .run(|m| {
+    ///         Pool::<Root, _>::open_on(m, "grow")?.grow(128 << 10)?;
+    ///         Ok(())
+    ///     })
     ///     .check(|m| {
-    ///         let pool = open(m)?;
+    ///         let pool = Pool::<Root, _>::open_on(m, "grow")?;
     ///         match pool.size() {
     ///             size if size == 64 << 10 || size == 128 << 10 => Ok(()),
-    ///             size => Err(format!("size {size}")),
+    ///             size => Err(format!("size {size}").into()),
     ///         }
     ///     });
     /// Explorer::default().explore(&scenario)?;
@@ -141,14 +189,16 @@ impl<'a> Scenario<'a> {
     /// # Examples
     ///
     /// ```
-    /// use pmem_typed::sim::{Explorer, Scenario, SimMedium};
+    /// use pmem_typed::sim::{Explorer, Scenario, SimMedium, StepResult};
     ///
-    /// let seven = |m: &SimMedium| match m.read_u64(0) {
-    ///     7 => Ok(()),
-    ///     other => Err(format!("found {other}")),
+    /// let seven = |m: &mut SimMedium| -> StepResult {
+    ///     match m.read_u64(0) {
+    ///         7 => Ok(()),
+    ///         other => Err(format!("found {other}").into()),
+    ///     }
     /// };
     /// // Stored in the set-up, never flushed, yet never lost.
-    /// let store = |m: &SimMedium| {
+    /// let store = |m: &mut SimMedium| -> StepResult {
     ///     m.store_u64(0, 7);
     ///     Ok(())
     /// };
@@ -159,10 +209,7 @@ impl<'a> Scenario<'a> {
     /// assert!(Explorer::default().explore(&in_run).is_err());
     /// ```
     #[must_use]
-    pub fn setup(
-        mut self,
-        f: impl Fn(&SimMedium) -> Result<(), String> + Send + Sync + 'a,
-    ) -> Self {
+    pub fn setup(mut self, f: impl Fn(&mut SimMedium) -> StepResult + Send + Sync + 'a) -> Self {
         self.setup = Box::new(f);
         self
     }
@@ -187,14 +234,14 @@ impl<'a> Scenario<'a> {
     ///     })
     ///     .check(|m| match m.read_u64(0) {
     ///         0..=3 => Ok(()),
-    ///         n => Err(format!("counter {n}")),
+    ///         n => Err(format!("counter {n}").into()),
     ///     });
     /// let summary = Explorer::default().explore(&scenario)?;
     /// assert_eq!(summary.images, 4); // the counter at 0, 1, 2 and 3
     /// # Ok(()) }
     /// ```
     #[must_use]
-    pub fn run(mut self, f: impl Fn(&SimMedium) -> Result<(), String> + Send + Sync + 'a) -> Self {
+    pub fn run(mut self, f: impl Fn(&mut SimMedium) -> StepResult + Send + Sync + 'a) -> Self {
         self.run = Box::new(f);
         self
     }
@@ -230,7 +277,7 @@ impl<'a> Scenario<'a> {
     ///         })
     ///         .check(|m| match (m.read_u64(0), m.read_u64(64)) {
     ///             (0, 0) | (1, 42) => Ok(()),
-    ///             (flag, value) => Err(format!("flag {flag} with value {value}")),
+    ///             (flag, value) => Err(format!("flag {flag} with value {value}").into()),
     ///         })
     /// };
     /// assert!(Explorer::default().explore(&scenario(false)).is_err());
@@ -239,10 +286,7 @@ impl<'a> Scenario<'a> {
     /// # Ok(()) }
     /// ```
     #[must_use]
-    pub fn recover(
-        mut self,
-        f: impl Fn(&SimMedium) -> Result<(), String> + Send + Sync + 'a,
-    ) -> Self {
+    pub fn recover(mut self, f: impl Fn(&mut SimMedium) -> StepResult + Send + Sync + 'a) -> Self {
         self.recover = Box::new(f);
         self
     }
@@ -267,16 +311,13 @@ impl<'a> Scenario<'a> {
     ///     })
     ///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
     ///         (0, _) | (1, 42) => Ok(()),
-    ///         (flag, value) => Err(format!("flag {flag} with value {value}")),
+    ///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
     ///     });
     /// let failure = Explorer::default().explore(&scenario).expect_err("the value can be lost");
     /// assert_eq!(failure.message, "invariant violated: flag 1 with value 0");
     /// ```
     #[must_use]
-    pub fn check(
-        mut self,
-        f: impl Fn(&SimMedium) -> Result<(), String> + Send + Sync + 'a,
-    ) -> Self {
+    pub fn check(mut self, f: impl Fn(&mut SimMedium) -> StepResult + Send + Sync + 'a) -> Self {
         self.check = Box::new(f);
         self
     }
@@ -302,7 +343,7 @@ impl<'a> Scenario<'a> {
     ///     })
     ///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
     ///         (0, _) | (1, 42) => Ok(()),
-    ///         (flag, value) => Err(format!("flag {flag} with value {value}")),
+    ///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
     ///     })
     ///     .labels(|_image, offset| match offset {
     ///         0 => Some("flag".to_string()),
@@ -479,7 +520,7 @@ impl fmt::Display for Summary {
 ///     })
 ///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
 ///         (0, _) | (1, 42) => Ok(()),
-///         (flag, value) => Err(format!("flag {flag} with value {value}")),
+///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
 ///     });
 /// let explorer = Explorer::default();
 /// // Point 0 is before the fence; the pending units are the flag's line, then the value's.
@@ -519,7 +560,7 @@ pub struct CrashChoice {
 ///     })
 ///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
 ///         (0, _) | (1, 42) => Ok(()),
-///         (flag, value) => Err(format!("flag {flag} with value {value}")),
+///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
 ///     });
 /// let failure = Explorer::default().explore(&scenario).expect_err("no order");
 /// let point = failure.point.ok_or("a crash point")?;
@@ -561,7 +602,7 @@ pub struct LineReport {
 ///     })
 ///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
 ///         (0, _) | (1, 42) => Ok(()),
-///         (flag, value) => Err(format!("flag {flag} with value {value}")),
+///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
 ///     });
 /// let failure = Explorer::default().explore(&scenario).expect_err("no order");
 /// let point = failure.point.ok_or("a crash point")?;
@@ -597,12 +638,12 @@ pub struct PointReport {
 ///
 /// let kind = |scenario: Scenario<'_>| Explorer::default().explore(&scenario).map_err(|f| f.kind);
 /// // The workload reports an error of its own: nothing to crash.
-/// let full_disk = Scenario::new(4096).run(|_| Err("no space left".to_string()));
+/// let full_disk = Scenario::new(4096).run(|_| Err("no space left".into()));
 /// assert_eq!(kind(full_disk), Err(FailureKind::Program));
 /// // The invariant is wrong: it fails on the medium as the workload left it.
 /// let wrong = Scenario::new(4096).check(|m| match m.read_u64(0) {
 ///     1 => Ok(()),
-///     n => Err(format!("expected 1, found {n}")),
+///     n => Err(format!("expected 1, found {n}").into()),
 /// });
 /// assert_eq!(kind(wrong), Err(FailureKind::NoCrash));
 /// ```
@@ -640,7 +681,7 @@ pub enum FailureKind {
 ///     })
 ///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
 ///         (0, _) | (1, 42) => Ok(()),
-///         (flag, value) => Err(format!("flag {flag} with value {value}")),
+///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
 ///     });
 /// let failure = Explorer::default().explore(&scenario).expect_err("the value can be lost");
 /// let report = failure.to_string();
@@ -832,15 +873,17 @@ impl Explorer {
     }
 
     fn record(&self, scenario: &Scenario<'_>) -> Result<(SimMedium, Vec<u8>, usize, Log), Failure> {
-        let medium = SimMedium::new(scenario.size, scenario.capacity);
+        let mut medium = SimMedium::new(scenario.size, scenario.capacity);
         medium.set_recording(false);
-        (scenario.setup)(&medium).map_err(|e| Failure::plain(FailureKind::Setup, e, self))?;
+        (scenario.setup)(&mut medium)
+            .map_err(|e| Failure::plain(FailureKind::Setup, e.to_string(), self))?;
         medium.set_recording(true);
         let base_len = medium_len(&medium);
         let mut base = medium.live();
         base.resize(scenario.capacity, 0);
         let _ = medium.take_log();
-        (scenario.run)(&medium).map_err(|e| Failure::plain(FailureKind::Program, e, self))?;
+        (scenario.run)(&mut medium)
+            .map_err(|e| Failure::plain(FailureKind::Program, e.to_string(), self))?;
         let log = medium.take_log();
         Ok((medium, base, base_len, log))
     }
@@ -869,7 +912,7 @@ impl Explorer {
     ///         })
     ///         .check(|m| match (m.read_u64(0), m.read_u64(64)) {
     ///             (0, _) | (1, 42) => Ok(()),
-    ///             (flag, value) => Err(format!("flag {flag} with value {value}")),
+    ///             (flag, value) => Err(format!("flag {flag} with value {value}").into()),
     ///         })
     /// };
     /// match Explorer::default().explore(&publish(true)) {
@@ -886,13 +929,13 @@ impl Explorer {
         // Without any crash, recovery and the invariant must hold.
         let live = medium.live();
         // (Crashes during that recovery are explored with the crash points.)
-        let checker = SimMedium::new(live.len(), scenario.capacity);
+        let mut checker = SimMedium::new(live.len(), scenario.capacity);
         let no_crash = Self {
             recovery_crashes: false,
             ..self.clone()
         };
         no_crash
-            .recover_and_check(scenario, &checker, &live, &mut Scratch::default())
+            .recover_and_check(scenario, &mut checker, &live, &mut Scratch::default())
             .map_err(|(message, _)| Failure::plain(FailureKind::NoCrash, message, self))?;
 
         let points = crash_points(&base, base_len, &log, self.profile, self.every_store);
@@ -968,7 +1011,7 @@ impl Explorer {
     ///     })
     ///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
     ///         (0, _) | (1, 42) => Ok(()),
-    ///         (flag, value) => Err(format!("flag {flag} with value {value}")),
+    ///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
     ///     });
     /// let explorer = Explorer::default();
     /// let failure = explorer.explore(&scenario).expect_err("the value can be lost");
@@ -992,7 +1035,7 @@ impl Explorer {
         let mut durable = Durable::new(&base);
         durable.advance(&points, index);
         let (image, _) = point.image(durable.bytes(), &kept);
-        let checker = SimMedium::new(scenario.size, scenario.capacity);
+        let mut checker = SimMedium::new(scenario.size, scenario.capacity);
         let quiet = Self {
             recovery_crashes: false,
             ..self.clone()
@@ -1000,7 +1043,7 @@ impl Explorer {
         quiet
             .recover_and_check(
                 scenario,
-                &checker,
+                &mut checker,
                 &image[..point.len],
                 &mut Scratch::default(),
             )
@@ -1036,7 +1079,7 @@ impl Explorer {
         std::thread::scope(|s| {
             for _ in 0..self.threads.max(1) {
                 s.spawn(|| {
-                    let medium = SimMedium::new(scenario.size, scenario.capacity);
+                    let mut medium = SimMedium::new(scenario.size, scenario.capacity);
                     let mut durable = Durable::new(base);
                     let mut image: Vec<u8> = Vec::new();
                     let mut current = usize::MAX;
@@ -1062,7 +1105,7 @@ impl Explorer {
                         applied = apply_kept(&mut image, point, kept);
                         match self.recover_and_check(
                             scenario,
-                            &medium,
+                            &mut medium,
                             &image[..point.len],
                             &mut scratch,
                         ) {
@@ -1098,7 +1141,7 @@ impl Explorer {
     fn recover_and_check(
         &self,
         scenario: &Scenario<'_>,
-        medium: &SimMedium,
+        medium: &mut SimMedium,
         image: &[u8],
         scratch: &mut Scratch,
     ) -> Result<usize, (String, Option<PointReport>)> {

@@ -22,9 +22,9 @@ use crate::persist::Persist;
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let medium = SimMedium::new(64 << 10, 64 << 10);
-/// let pool = Pool::create_on(medium.clone(), "labels", Root { count: 0, head: PPtr::null() })?;
+/// let pool = Pool::create_on(medium, "labels", Root { count: 0, head: PPtr::null() })?;
 /// let heap = pool.info().heap_offset as usize;
-/// let image = medium.live();
+/// let image = pool.medium().live();
 /// let label = |offset| pool_labels::<Root>(&image, offset);
 /// assert_eq!(label(0).as_deref(), Some("superblock (magic)"));
 /// assert_eq!(label(REDO_OFFSET).as_deref(), Some("redo record A"));

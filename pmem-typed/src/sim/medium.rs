@@ -5,8 +5,7 @@ use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::fmt;
 use std::panic::Location;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::error::{Error, Result};
 use crate::layout::LINE;
@@ -59,7 +58,7 @@ pub(crate) enum Event {
 ///     })
 ///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
 ///         (0, _) | (1, 42) => Ok(()),
-///         (flag, value) => Err(format!("flag {flag} with value {value}")),
+///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
 ///     });
 /// let failure = Explorer::default().explore(&scenario).expect_err("the flag can persist alone");
 /// let point = failure.point.ok_or("a crash point")?;
@@ -144,12 +143,6 @@ fn buffer_too_large(capacity: usize) -> ! {
     panic!("SimMedium: {capacity} bytes cannot be allocated")
 }
 
-struct Inner {
-    buffer: Buffer,
-    len: AtomicUsize,
-    state: Mutex<State>,
-}
-
 /// Simulated persistent memory for crash-consistency tests.
 ///
 /// The program (usually a [`Pool`](crate::Pool) on this medium) sees
@@ -160,8 +153,14 @@ struct Inner {
 /// [`Explorer`](super::Explorer) turns the recording into the images a power
 /// failure could leave.
 ///
-/// Clones share the same memory and recording (a pool takes one, the test
-/// keeps another).
+/// A medium belongs to one pool at a time: the pool takes it by value
+/// (`Pool::create_on(medium, ..)`, given back by
+/// [`Pool::into_medium`](crate::Pool::into_medium)) or borrows it with `&mut`
+/// (`Pool::open_on(&mut medium, ..)`), and while the pool lives the medium is
+/// read through [`Pool::medium`](crate::Pool::medium). It is not `Clone`, and
+/// its raw stores take `&mut self`, because the pool hands out `&T` and
+/// `&mut T` into these very bytes: a second handle could write under them,
+/// undefined behaviour from safe code.
 ///
 /// # Examples
 ///
@@ -175,11 +174,12 @@ struct Inner {
 /// struct Root { n: u64 }
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let medium = SimMedium::new(64 << 10, 64 << 10);
-/// // The pool takes one clone; the test keeps another onto the same memory.
-/// let mut pool = Pool::create_on(medium.clone(), "sim", Root { n: 0 })?;
+/// let mut medium = SimMedium::new(64 << 10, 64 << 10);
+/// // The pool borrows the medium: nothing else can write to it while the pool lives.
+/// let mut pool = Pool::create_on(&mut medium, "sim", Root { n: 0 })?;
 /// pool.get_mut(pool.root())?.n = 7; // through `&mut`: found by comparing memory
-/// assert_eq!(medium.read_u64(PAGE), 7);
+/// assert_eq!(pool.medium().read_u64(PAGE), 7); // reads go through the pool
+/// drop(pool); // the borrow ends
 ///
 /// // Its bytes make a new medium: reopening them is what recovery after a crash does.
 /// let copy = SimMedium::from_image(&medium.live(), 64 << 10);
@@ -187,16 +187,17 @@ struct Inner {
 /// assert_eq!(reopened.get(reopened.root())?.n, 7);
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
 pub struct SimMedium {
-    inner: Arc<Inner>,
+    buffer: Buffer,
+    len: usize,
+    state: Mutex<State>,
 }
 
 impl fmt::Debug for SimMedium {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SimMedium")
             .field("len", &self.len())
-            .field("capacity", &self.inner.buffer.capacity)
+            .field("capacity", &self.buffer.capacity)
             .finish()
     }
 }
@@ -267,13 +268,10 @@ impl SimMedium {
             current_site: 0,
             recording: true,
         };
-        let inner = Inner {
-            buffer,
-            len: AtomicUsize::new(len),
-            state: Mutex::new(state),
-        };
         let medium = Self {
-            inner: Arc::new(inner),
+            buffer,
+            len,
+            state: Mutex::new(state),
         };
         medium.lock().log.sites.push(Site {
             operation: "start",
@@ -284,10 +282,7 @@ impl SimMedium {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic in a checked program must not hide the recording.
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The bytes the program currently sees.
@@ -307,10 +302,10 @@ impl SimMedium {
     ///
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let medium = SimMedium::new(64 << 10, 64 << 10);
-    /// let mut pool = Pool::create_on(medium.clone(), "live", Root { a: 0, b: 0 })?;
-    /// let before = medium.live();
+    /// let mut pool = Pool::create_on(medium, "live", Root { a: 0, b: 0 })?;
+    /// let before = pool.medium().live();
     /// pool.get_mut(pool.root())?.b = 1;
-    /// let after = medium.live();
+    /// let after = pool.medium().live();
     /// let changed: Vec<usize> = (0..after.len()).filter(|&i| before[i] != after[i]).collect();
     /// assert_eq!(changed, [PAGE + 8]);
     /// # Ok(()) }
@@ -353,14 +348,13 @@ impl SimMedium {
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let medium = SimMedium::new(1 << 20, 1 << 20);
     /// medium.set_recording(false);
-    /// let mut pool = Pool::create_on(medium.clone(), "list", Root { head: PPtr::null() })?;
+    /// let mut pool = Pool::create_on(medium, "list", Root { head: PPtr::null() })?;
     /// let head = pool.root().fields().head;
     /// for value in 0..100 {
     ///     let next = *pool.get(head)?;
     ///     pool.alloc(head, Node { value, next })?;
     /// }
-    /// drop(pool);
-    /// let image = medium.live(); // a pool holding a list of 100 nodes
+    /// let image = pool.into_medium().live(); // a pool holding a list of 100 nodes
     /// let copy = Pool::<Root, _>::open_on(SimMedium::from_image(&image, image.len()), "list")?;
     /// assert_eq!(copy.check().reachable_blocks, 100);
     /// # Ok(()) }
@@ -416,16 +410,13 @@ impl SimMedium {
     /// Copies `image` over the medium and forgets the recording: used to
     /// reuse one medium for many crash images. Records from then on if
     /// `recording`.
-    pub(crate) fn reset_to(&self, image: &[u8], recording: bool) {
+    pub(crate) fn reset_to(&mut self, image: &[u8], recording: bool) {
         let len = image.len();
-        assert!(
-            len <= self.inner.buffer.capacity,
-            "image larger than the medium"
-        );
-        // SAFETY: the buffer holds `capacity >= len` bytes; the caller (the
-        // explorer) holds no references into it between runs.
+        assert!(len <= self.buffer.capacity, "image larger than the medium");
+        // SAFETY: the buffer holds `capacity >= len` bytes, and `&mut self`
+        // proves that no reference into it is alive.
         unsafe { std::ptr::copy_nonoverlapping(image.as_ptr(), self.base(), len) };
-        self.inner.len.store(len, Ordering::Release);
+        self.len = len;
         let mut state = self.lock();
         if recording {
             state.seen[..len].copy_from_slice(image);
@@ -524,6 +515,12 @@ impl SimMedium {
 
     /// Stores `value` at the 8-aligned `offset` (one failure-atomic store).
     ///
+    /// It takes `&mut self`, so it cannot write under a reference a pool
+    /// handed out. On an owned medium with [`Medium`] in scope, method syntax
+    /// finds the trait's `unsafe` `store_u64(&self)` first: call this one as
+    /// `SimMedium::store_u64(&mut medium, ..)`, or on a `&mut SimMedium` (as a
+    /// scenario's steps get it).
+    ///
     /// # Panics
     /// If the range is outside the medium or unaligned.
     ///
@@ -544,22 +541,26 @@ impl SimMedium {
     ///     })
     ///     .check(|m| match m.read_u64(8) {
     ///         0 | u64::MAX => Ok(()),
-    ///         torn => Err(format!("torn: {torn:#x}")),
+    ///         torn => Err(format!("torn: {torn:#x}").into()),
     ///     });
     /// let summary = Explorer::new(Profile::Conservative).explore(&scenario)?;
     /// assert_eq!(summary.images, 2); // before and after
     /// # Ok(()) }
     /// ```
     #[track_caller]
-    pub fn store_u64(&self, offset: usize, value: u64) {
+    pub fn store_u64(&mut self, offset: usize, value: u64) {
         self.note("SimMedium::store_u64", Location::caller());
         assert!(
             offset.is_multiple_of(8),
             "store_u64 at unaligned offset {offset}"
         );
         self.check_range(offset, 8);
-        // SAFETY: in range and aligned (checked); the medium's users hold no references during calls.
-        unsafe { Medium::store_u64(self, offset, value) }
+        // SAFETY:
+        // - in range and 8-aligned: checked above;
+        // - no reference to the bytes is alive: `&mut self` means no pool holds
+        //   this medium (a pool owns it or borrows it with `&mut`, and the
+        //   medium cannot be cloned), and only a pool hands out references.
+        unsafe { Medium::store_u64(&*self, offset, value) }
     }
 
     /// Copies `bytes` to `offset` with ordinary stores (torn into 8-byte
@@ -586,19 +587,22 @@ impl SimMedium {
     ///         if m.read_u64(64) == m.read_u64(72) {
     ///             Ok(())
     ///         } else {
-    ///             Err("half of the value".to_string())
+    ///             Err("half of the value".into())
     ///         }
     ///     });
     /// let failure = Explorer::default().explore(&scenario).expect_err("two 8-byte stores");
     /// assert_eq!(failure.message, "invariant violated: half of the value");
     /// ```
     #[track_caller]
-    pub fn store(&self, offset: usize, bytes: &[u8]) {
+    pub fn store(&mut self, offset: usize, bytes: &[u8]) {
         self.note("SimMedium::store", Location::caller());
         self.check_range(offset, bytes.len());
         let mut state = self.lock();
         self.sync_locked(&mut state);
-        // SAFETY: in range (checked).
+        // SAFETY:
+        // - in range: checked above;
+        // - no reference to the bytes is alive: `&mut self`, as in `store_u64`;
+        // - `bytes` cannot overlap the buffer, which nothing borrows.
         unsafe {
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base().add(offset), bytes.len())
         };
@@ -634,19 +638,22 @@ impl SimMedium {
     ///         if m.read_u64(0) == 0 || entry == [7; 64] {
     ///             Ok(())
     ///         } else {
-    ///             Err("published before it was durable".to_string())
+    ///             Err("published before it was durable".into())
     ///         }
     ///     });
     /// Explorer::default().explore(&scenario)?;
     /// # Ok(()) }
     /// ```
     #[track_caller]
-    pub fn store_nontemporal(&self, offset: usize, bytes: &[u8]) {
+    pub fn store_nontemporal(&mut self, offset: usize, bytes: &[u8]) {
         self.note("SimMedium::store_nontemporal", Location::caller());
         self.check_range(offset, bytes.len());
         let mut state = self.lock();
         self.sync_locked(&mut state);
-        // SAFETY: in range (checked).
+        // SAFETY:
+        // - in range: checked above;
+        // - no reference to the bytes is alive: `&mut self`, as in `store_u64`;
+        // - `bytes` cannot overlap the buffer, which nothing borrows.
         unsafe {
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base().add(offset), bytes.len())
         };
@@ -670,9 +677,9 @@ impl SimMedium {
     /// struct Root { n: u64 }
     ///
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let medium = SimMedium::new(64 << 10, 64 << 10);
+    /// let mut medium = SimMedium::new(64 << 10, 64 << 10);
     /// assert_eq!(medium.read_u64(0), 0);
-    /// Pool::create_on(medium.clone(), "magic", Root { n: 0 })?;
+    /// Pool::create_on(&mut medium, "magic", Root { n: 0 })?; // borrowed until the pool drops
     /// assert_eq!(medium.read_u64(0), u64::from_le_bytes(MAGIC)); // the last word written
     /// # Ok(()) }
     /// ```
@@ -700,8 +707,8 @@ impl SimMedium {
     /// struct Root { n: u64 }
     ///
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let medium = SimMedium::new(64 << 10, 64 << 10);
-    /// Pool::create_on(medium.clone(), "orders", Root { n: 0 })?;
+    /// let mut medium = SimMedium::new(64 << 10, 64 << 10);
+    /// Pool::create_on(&mut medium, "orders", Root { n: 0 })?;
     /// let mut name = [0; 64];
     /// medium.read(32, &mut name); // the superblock's layout name
     /// assert_eq!(unpadded(&name), "orders");
@@ -742,7 +749,7 @@ impl SimMedium {
     ///         })
     ///         .check(|m| match (m.read_u64(0), m.read_u64(64)) {
     ///             (0, _) | (1, 42) => Ok(()),
-    ///             (flag, value) => Err(format!("flag {flag} with value {value}")),
+    ///             (flag, value) => Err(format!("flag {flag} with value {value}").into()),
     ///         })
     /// };
     /// assert!(Explorer::default().explore(&publish(true)).is_ok());
@@ -795,12 +802,12 @@ fn out_of_range(offset: usize, len: usize, medium: usize) -> ! {
 unsafe impl Medium for SimMedium {
     #[inline]
     fn base(&self) -> *mut u8 {
-        self.inner.buffer.ptr.as_ptr()
+        self.buffer.ptr.as_ptr()
     }
 
     #[inline]
     fn len(&self) -> usize {
-        self.inner.len.load(Ordering::Acquire)
+        self.len
     }
 
     fn flush(&self, offset: usize, len: usize) {
@@ -880,21 +887,18 @@ unsafe impl Medium for SimMedium {
     }
 
     fn grow(&mut self, new_len: usize) -> Result<()> {
-        if new_len > self.inner.buffer.capacity {
+        if new_len > self.buffer.capacity {
             return Err(Error::InvalidArgument {
                 what: format!(
                     "SimMedium: cannot grow to {new_len} bytes, its capacity is {}",
-                    self.inner.buffer.capacity
+                    self.buffer.capacity
                 ),
             });
         }
-        let mut state = self.lock();
-        self.sync_locked(&mut state);
-        let len = self
-            .inner
-            .len
-            .fetch_max(new_len, Ordering::AcqRel)
-            .max(new_len);
+        self.sync_raw_writes();
+        self.len = self.len.max(new_len);
+        let len = self.len;
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
         if state.recording {
             state.log.events.push(Event::Resize { len: len as u32 });
         }
@@ -914,8 +918,10 @@ mod tests {
 
     #[test]
     fn records_typed_and_raw_stores() {
-        let m = SimMedium::new(4096, 4096);
-        m.store_u64(64, 7);
+        let mut m = SimMedium::new(4096, 4096);
+        // The inherent (safe) method: with `Medium` in scope, `m.store_u64`
+        // would pick the trait's unsafe one, which takes `&self`.
+        SimMedium::store_u64(&mut m, 64, 7);
         // SAFETY: in bounds; no reference into the medium exists.
         unsafe { m.base().add(200).write(1) };
         m.flush_range(64, 200);

@@ -29,23 +29,28 @@
 //! struct Node { value: u64, next: PPtr<Node> }
 //!
 //! let scenario = Scenario::new(64 * 1024)
-//!     .setup(|m| Pool::<Root, _>::create_on(m.clone(), "list", Root { head: PPtr::null() })
-//!         .map(drop).map_err(|e| e.to_string()))
-//!     .run(|m| {
-//!         let mut pool = Pool::<Root, _>::open_on(m.clone(), "list").map_err(|e| e.to_string())?;
-//!         let root = pool.root();
-//!         pool.alloc(root.fields().head, Node { value: 7, next: PPtr::null() }).map_err(|e| e.to_string())?;
+//!     .setup(|m| {
+//!         Pool::<Root, _>::create_on(m, "list", Root { head: PPtr::null() })?;
 //!         Ok(())
 //!     })
-//!     .recover(|m| Pool::<Root, _>::open_on(m.clone(), "list").map(drop).map_err(|e| e.to_string()))
+//!     .run(|m| {
+//!         let mut pool = Pool::<Root, _>::open_on(m, "list")?;
+//!         let root = pool.root();
+//!         pool.alloc(root.fields().head, Node { value: 7, next: PPtr::null() })?;
+//!         Ok(())
+//!     })
+//!     .recover(|m| {
+//!         Pool::<Root, _>::open_on(m, "list")?;
+//!         Ok(())
+//!     })
 //!     .check(|m| {
-//!         let pool = Pool::<Root, _>::open_on(m.clone(), "list").map_err(|e| e.to_string())?;
-//!         let head = pool.get(pool.root()).map_err(|e| e.to_string())?.head;
-//!         if !head.is_null() && pool.get(head).map_err(|e| e.to_string())?.value != 7 {
+//!         let pool = Pool::<Root, _>::open_on(m, "list")?;
+//!         let head = pool.get(pool.root())?.head;
+//!         if !head.is_null() && pool.get(head)?.value != 7 {
 //!             return Err("published node without its value".into());
 //!         }
 //!         let report = pool.check();
-//!         if report.is_consistent() { Ok(()) } else { Err(report.to_string()) }
+//!         if report.is_consistent() { Ok(()) } else { Err(report.to_string().into()) }
 //!     })
 //!     .labels(pool_labels::<Root>);
 //! let summary = Explorer::default().explore(&scenario).unwrap_or_else(|f| panic!("{f}"));
@@ -59,7 +64,8 @@ mod model;
 pub mod proptest;
 
 pub use explore::{
-    CrashChoice, Explorer, Failure, FailureKind, LineReport, PointReport, Scenario, Summary,
+    CrashChoice, Explorer, Failure, FailureKind, LineReport, PointReport, Scenario, StepResult,
+    Summary,
 };
 pub use labels::pool_labels;
 pub use medium::{SimMedium, Site};

@@ -28,7 +28,7 @@ use crate::layout::LINE;
 ///         })
 ///         .check(move |m| match (m.read_u64(0), m.read_u64(value_at)) {
 ///             (0, _) | (1, 42) => Ok(()),
-///             (flag, value) => Err(format!("flag {flag} with value {value}")),
+///             (flag, value) => Err(format!("flag {flag} with value {value}").into()),
 ///         })
 /// };
 /// let safe_on = |profile, value_at| Explorer::new(profile).explore(&publish(value_at)).is_ok();

@@ -35,7 +35,7 @@
 //!         .check(|m| {
 //!             let len = m.read_u64(0) as usize;
 //!             (0..len).try_for_each(|i| if m.read_u64(64 + 8 * i) == values[i] { Ok(()) } else {
-//!                 Err(format!("entry {i} not durable"))
+//!                 Err(format!("entry {i} not durable").into())
 //!             })
 //!         });
 //!     Explorer::default().replay(&scenario, &crash).map_err(|f| TestCaseError::fail(f.to_string()))?;
@@ -73,7 +73,7 @@ use super::{CrashChoice, Explorer, Failure, Scenario};
 ///     })
 ///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
 ///         (0, _) | (1, 42) => Ok(()),
-///         (flag, value) => Err(format!("flag {flag} with value {value}")),
+///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
 ///     });
 /// let explorer = Explorer::default();
 /// let result = TestRunner::deterministic().run(&crash_choices(), |crash| {
@@ -123,7 +123,7 @@ pub fn crash_choices() -> impl Strategy<Value = CrashChoice> {
 ///             if (0..count).all(|i| m.read_u64(64 + 8 * i) == expected[i]) {
 ///                 Ok(())
 ///             } else {
-///                 Err(format!("an entry of {count} is lost"))
+///                 Err(format!("an entry of {count} is lost").into())
 ///             }
 ///         })
 /// }
@@ -197,7 +197,7 @@ impl<Op: fmt::Debug> std::error::Error for Counterexample<Op> {}
 ///             if (0..count).all(|i| m.read_u64(64 + 8 * i) == expected[i]) {
 ///                 Ok(())
 ///             } else {
-///                 Err(format!("an entry of {count} is lost"))
+///                 Err(format!("an entry of {count} is lost").into())
 ///             }
 ///         })
 /// }
