@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use pmem_rs_fuzz::{
     LAYOUT, MIN_IMAGE, Node, RESEAL_RECORDS, RESEAL_SLOTS, RESEAL_SUPERBLOCK, Root,
 };
-use pmem_typed::layout::{REDO_OFFSET, RedoKind, RedoRecord};
+use pmem_typed::layout::{DYNAMIC_SLOTS_OFFSET, REDO_OFFSET, RedoKind, RedoRecord, Superblock};
 use pmem_typed::sim::SimMedium;
 use pmem_typed::{PPtr, Pool};
 
@@ -80,6 +80,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     .sealed();
     pending[REDO_OFFSET..REDO_OFFSET + 64].copy_from_slice(bytemuck::bytes_of(&record));
     seeds.push(("pending-free", pending));
+
+    // The soundness issue's hostile files: a chunk table larger than the
+    // pool has chunks for, with a stray descriptor past the last chunk (it
+    // comes into use when the pool grows), and a header whose sequence
+    // number is one short of the largest.
+    let mut wide_table = pool(MIN_IMAGE, |_| Ok(()))?;
+    let zone_chunks_at = std::mem::offset_of!(Superblock, zone_chunks);
+    wide_table[zone_chunks_at..zone_chunks_at + 8].copy_from_slice(&128u64.to_le_bytes());
+    let stray = 2 * 4096 + 70 * 64;
+    wide_table[stray..stray + 16].copy_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 0xff, 0, 0, 0, 0, 0, 0, 0]);
+    seeds.push(("wide-table", wide_table));
+    let mut last_seq = pool(MIN_IMAGE, |_| Ok(()))?;
+    last_seq[DYNAMIC_SLOTS_OFFSET..DYNAMIC_SLOTS_OFFSET + 8]
+        .copy_from_slice(&(u64::MAX - 1).to_le_bytes());
+    seeds.push(("last-seq", last_seq));
 
     for (name, image) in seeds {
         let end = image.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);

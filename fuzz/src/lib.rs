@@ -19,7 +19,7 @@ use pmem_typed::layout::{
     DYNAMIC_SLOTS_OFFSET, DynamicSlot, LINE, REDO_OFFSET, RedoRecord, Superblock,
 };
 use pmem_typed::sim::SimMedium;
-use pmem_typed::{PPtr, PSlice, Persist, Pool};
+use pmem_typed::{Medium, PPtr, PSlice, Persist, Pool};
 
 /// The layout name of the pools the seeds hold.
 pub const LAYOUT: &str = "fuzz";
@@ -50,7 +50,7 @@ pub struct Root {
 }
 
 /// A list node.
-#[derive(Clone, Copy, Debug, Persist)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Persist)]
 #[repr(C)]
 pub struct Node {
     /// Its value.
@@ -116,30 +116,207 @@ pub fn reseal_record(image: &mut [u8], i: usize) {
 }
 
 /// Inspects and opens the pool `data` describes and, if it opens, walks it,
-/// allocates and frees in it, and reopens it. Panics only on a bug: a panic
-/// inside pmem-typed, or a pool that opened, was changed only through its
-/// root, and then does not reopen.
+/// uses it through its root with [`exercise_and_restore`], and reopens it.
+/// Panics only on a bug: a panic inside pmem-typed, a broken promise of the
+/// library during the workload, or a pool that opened and then does not
+/// reopen with the same blocks and the same `check` findings.
 pub fn open_pool(data: &[u8]) {
     let image = image(data);
     if image.is_empty() {
         return;
     }
-    let mut medium = SimMedium::from_image(&image, image.len());
+    let mut medium = SimMedium::from_image(&image, image.len() + GROWTH);
     // Only the final memory matters here, not the order of stores.
     medium.set_recording(false);
     let _ = pmem_typed::inspect::inspect_medium(&medium, image.len() as u64);
-    let Ok(mut pool) = Pool::<Root, _>::open_on(&mut medium, LAYOUT) else {
+    let Ok(pool) = Pool::<Root, _>::open_on(&mut medium, LAYOUT) else {
         return;
     };
-    let _ = pool.check();
+    if let Err(broken) = use_and_reopen(pool) {
+        panic!("{broken}");
+    }
+}
+
+/// What [`exercise_and_restore`] grows a pool by: a zone of 64 chunks, more
+/// or less, so that growth adds a zone or fills a partial one.
+pub const GROWTH: usize = 1 << 20;
+
+/// The promise kept for every pool that opens: it can be used, and stays
+/// openable and as consistent as it was. Walks `pool`, records what `check`
+/// finds, runs [`exercise_and_restore`], and reopens the medium: it must
+/// open, with the blocks the workload left, and `check` must find what it
+/// found before: the same leaked blocks and as many bad pointers (the
+/// workload puts the root back as it was, so whatever was consistent stays
+/// so, and nothing new leaks or dangles).
+///
+/// # Errors
+/// A description of the first promise broken.
+pub fn use_and_reopen(mut pool: Pool<Root, &mut SimMedium>) -> Result<(), String> {
     walk(&pool);
     let _ = pool.stats();
-    let _ = pool.allocated_blocks();
-    exercise(&mut pool);
-    let _ = pool.check();
-    drop(pool);
-    if let Err(e) = Pool::<Root, _>::open_on(medium, LAYOUT) {
-        panic!("a pool that opened and was changed through its root does not reopen: {e}");
+    let before = pool.check();
+    exercise_and_restore(&mut pool)?;
+    let blocks = pool.allocated_blocks();
+    let medium = pool.into_medium();
+    let pool = Pool::<Root, _>::open_on(medium, LAYOUT)
+        .map_err(|e| format!("a pool that opened and was used does not reopen: {e}"))?;
+    if pool.allocated_blocks() != blocks {
+        return Err("the reopened pool holds other blocks than the workload left".into());
+    }
+    let after = pool.check();
+    // The same blocks leak, and as many pointers are bad (their messages may
+    // differ: one past the end of the pool before growth points into free
+    // space after it).
+    if after.leaked != before.leaked || after.problems.len() != before.problems.len() {
+        return Err(format!(
+            "the workload changed what check finds:\nbefore: {before}after: {after}"
+        ));
+    }
+    Ok(())
+}
+
+/// Uses `pool` as a program would, through its root, and puts the root back
+/// as it found it (but for `counter`), checking on the way what the library
+/// promises whatever the pool held:
+///
+/// - an allocation is a block that was free, allocated afterwards, holding
+///   the value, and published where asked;
+/// - a free of a block the workload allocated succeeds and frees just it;
+/// - growth keeps every block, and allocation goes on in the new space.
+///
+/// Nodes are pushed onto `head` and popped again; `blob` and `numbers` are
+/// set aside, allocated into, freed, and restored; so what the pool held
+/// before is untouched, however it is linked.
+///
+/// # Errors
+/// A description of the first promise broken.
+pub fn exercise_and_restore<M: Medium>(pool: &mut Pool<Root, M>) -> Result<(), String> {
+    let root = pool.root();
+    let fields = root.fields();
+    let original = *pool.get(root).map_err(|e| format!("the root: {e}"))?;
+    let mut pushed = 0;
+    let mut push = |pool: &mut Pool<Root, M>, value: u64| -> Result<(), String> {
+        let head = read_root(pool)?.head;
+        let node = Node { value, next: head };
+        if let Some(new) = checked_alloc(pool, 16, |p| p.alloc(fields.head, node))? {
+            if read_root(pool)?.head != new || *pool.get(new).map_err(str)? != node {
+                return Err(format!("node {new:?} not published with its value"));
+            }
+            pushed += 1;
+        }
+        Ok(())
+    };
+    for value in 0..3 {
+        push(pool, value)?;
+    }
+    for (slice, len) in [(fields.numbers, 3u64), (fields.blob.cast(), 40_000 / 8)] {
+        let saved = *pool.get(slice).map_err(str)?;
+        let values: Vec<u64> = (0..len).collect();
+        let new = checked_alloc(pool, len * 8, |p| p.alloc_slice(slice, &values))?;
+        if let Some(new) = new {
+            if pool.get_slice(new).map_err(str)? != values {
+                return Err(format!("slice {new:?} does not hold its values"));
+            }
+            checked_free(pool, new.offset(), |p| p.free_slice(slice))?;
+        }
+        pool.set(slice, saved).map_err(str)?;
+    }
+    let blocks = pool.allocated_blocks();
+    let size = pool.size() as usize;
+    if pool.grow(size + GROWTH).is_ok() && pool.allocated_blocks() != blocks {
+        return Err(format!(
+            "growing to {} bytes changed the blocks",
+            size + GROWTH
+        ));
+    }
+    for value in 3..6 {
+        push(pool, value)?;
+    }
+    for _ in 0..pushed {
+        let top = read_root(pool)?.head;
+        let next = pool.get(top).map_err(str)?.next;
+        checked_free(pool, top.offset(), |p| {
+            p.free_and_publish(fields.head, next)
+        })?;
+    }
+    pool.set(fields.counter, original.counter.wrapping_add(1))
+        .map_err(str)?;
+    pool.get_mut(root).map_err(str)?.counter = original.counter;
+    let now = read_root(pool)?;
+    if bytemuck::bytes_of(&now) != bytemuck::bytes_of(&original) {
+        return Err(format!("the root is {now:?}, not {original:?} again"));
+    }
+    Ok(())
+}
+
+fn read_root<M: Medium>(pool: &Pool<Root, M>) -> Result<Root, String> {
+    pool.get(pool.root()).copied().map_err(str)
+}
+
+fn str(e: pmem_typed::Error) -> String {
+    e.to_string()
+}
+
+/// Runs `alloc` (of an object of `len` bytes), which may run out of space,
+/// and checks that what it returns was free and is allocated now.
+fn checked_alloc<M: Medium, P: Copy + std::fmt::Debug + Offset>(
+    pool: &mut Pool<Root, M>,
+    len: u64,
+    alloc: impl FnOnce(&mut Pool<Root, M>) -> pmem_typed::Result<P>,
+) -> Result<Option<P>, String> {
+    let before = pool.allocated_blocks();
+    let new = match alloc(pool) {
+        Ok(new) => new,
+        Err(pmem_typed::Error::OutOfSpace { .. }) => return Ok(None),
+        Err(e) => return Err(format!("an allocation of {len} bytes failed: {e}")),
+    };
+    let (start, end) = (new.offset(), new.offset() + len);
+    if let Some(&(block, size)) = before
+        .iter()
+        .find(|&&(block, size)| start < block + size && block < end)
+    {
+        return Err(format!(
+            "{new:?} was handed out, but {size} bytes at {block:#x} were allocated"
+        ));
+    }
+    let after = pool.allocated_blocks();
+    if after.len() != before.len() + 1 || !after.iter().any(|&(block, _)| block == start) {
+        return Err(format!(
+            "{new:?} was handed out, but it is not the one new block"
+        ));
+    }
+    Ok(Some(new))
+}
+
+/// Runs `free` of the block at `offset`, which the workload allocated, and
+/// checks that it succeeds and frees just that block.
+fn checked_free<M: Medium>(
+    pool: &mut Pool<Root, M>,
+    offset: u64,
+    free: impl FnOnce(&mut Pool<Root, M>) -> pmem_typed::Result<()>,
+) -> Result<(), String> {
+    let before = pool.allocated_blocks();
+    free(pool).map_err(|e| format!("freeing {offset:#x}: {e}"))?;
+    let after = pool.allocated_blocks();
+    let expected: Vec<(u64, u64)> = before.into_iter().filter(|&(b, _)| b != offset).collect();
+    if after != expected {
+        return Err(format!("freeing {offset:#x} did not free just that block"));
+    }
+    Ok(())
+}
+
+/// Persistent pointers and slices, by their offset.
+trait Offset {
+    fn offset(&self) -> u64;
+}
+impl<T> Offset for PPtr<T> {
+    fn offset(&self) -> u64 {
+        PPtr::offset(*self)
+    }
+}
+impl<T> Offset for PSlice<T> {
+    fn offset(&self) -> u64 {
+        PSlice::offset(*self)
     }
 }
 
@@ -155,30 +332,4 @@ pub fn walk<M: pmem_typed::Medium>(pool: &Pool<Root, M>) {
     }
     let _ = pool.get_slice(root.blob);
     let _ = pool.get_slice(root.numbers);
-}
-
-/// Allocations and frees whose destinations are in the root.
-pub fn exercise<M: pmem_typed::Medium>(pool: &mut Pool<Root, M>) {
-    let root = pool.root();
-    for value in 0..3 {
-        let Ok(head) = pool.get(root).map(|r| r.head) else {
-            return;
-        };
-        let _ = pool.alloc(root.fields().head, Node { value, next: head });
-    }
-    let _ = pool.free_slice(root.fields().numbers);
-    let _ = pool.alloc_slice(root.fields().numbers, &[1u64, 2, 3]);
-    let _ = pool.free_slice(root.fields().blob);
-    let _ = pool.alloc_slice_zeroed::<u8>(root.fields().blob, 20_000);
-    for _ in 0..5 {
-        let Ok(head) = pool.get(root).map(|r| r.head) else {
-            return;
-        };
-        let next = pool.get(head).map_or(PPtr::null(), |n| n.next);
-        let _ = pool.free_and_publish(root.fields().head, next);
-    }
-    let _ = pool.set(root.fields().counter, 1);
-    if let Ok(mut guard) = pool.get_mut(root) {
-        guard.counter += 1;
-    }
 }

@@ -1721,10 +1721,12 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         if new_size == old {
             return Ok(());
         }
-        // `open` refuses a slot whose number cannot be advanced.
+        // The new size goes in the other slot, numbered one higher. A slot
+        // numbered u64::MAX (only a crafted file has one) opens, but cannot be
+        // superseded: refused before anything changes.
         let next_seq = self.slot.1.checked_add(1).ok_or_else(|| {
             Error::corrupt(format_args!(
-                "dynamic header sequence number {:#x} cannot be advanced",
+                "dynamic header sequence number {:#x} cannot be advanced to record a new size",
                 self.slot.1
             ))
         })?;
@@ -1897,14 +1899,6 @@ pub(crate) fn read_header<M: Medium>(medium: &M) -> Result<(PoolInfo, (usize, u6
         }
     };
     let slot = slots[index];
-    if slot.seq == u64::MAX {
-        // Growing writes the other slot with `seq + 1`: this one could never
-        // be superseded, and a grown size would be lost at the next open.
-        return Err(Error::corrupt(format_args!(
-            "dynamic header {index}: sequence number {:#x} cannot be advanced",
-            slot.seq
-        )));
-    }
     if slot.pool_size > len as u64 {
         return Err(Error::Truncated {
             expected: slot.pool_size,

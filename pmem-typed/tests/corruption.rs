@@ -32,7 +32,7 @@ use proptest::prelude::*;
 #[path = "../../fuzz/src/lib.rs"]
 mod fuzz_target;
 
-use fuzz_target::{LAYOUT, Node, Root, exercise, reseal_slot, reseal_superblock, walk};
+use fuzz_target::{GROWTH, LAYOUT, Node, Root, reseal_slot, reseal_superblock, use_and_reopen};
 
 const SIZE: usize = 256 * 1024;
 
@@ -123,7 +123,8 @@ enum Outcome {
     /// It opened: the check's findings, and whether it reopened after use.
     Opened {
         report: CheckReport,
-        reopened: Result<(), Error>,
+        /// Whether it kept every promise while used, and reopened so.
+        reopened: Result<(), String>,
     },
 }
 
@@ -144,15 +145,17 @@ impl fmt::Debug for Outcome {
     }
 }
 
-/// Inspects and opens `image`; if it opens, walks it, checks it, allocates
-/// and frees through the root, and reopens it. A panic anywhere fails the
-/// test, naming the mutation.
+/// Inspects and opens `image`; if it opens, uses it with the fuzz target's
+/// checked workload ([`use_and_reopen`]: walks it, allocates, grows and
+/// frees through the root, checking every promise, then reopens it and
+/// compares what `check` finds). A panic anywhere fails the test, naming the
+/// mutation.
 fn open_image(image: &[u8], what: &str) -> Outcome {
-    let mut medium = SimMedium::from_image(image, image.len().max(PAGE));
+    let mut medium = SimMedium::from_image(image, image.len().max(PAGE) + GROWTH);
     medium.set_recording(false);
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let _ = pmem_typed::inspect::inspect_medium(&medium, image.len() as u64);
-        let mut pool = match Pool::<Root, _>::open_on(&mut medium, LAYOUT) {
+        let pool = match Pool::<Root, _>::open_on(&mut medium, LAYOUT) {
             Err(error) => {
                 let changed = medium.live() != image;
                 return Outcome::Refused { error, changed };
@@ -160,11 +163,7 @@ fn open_image(image: &[u8], what: &str) -> Outcome {
             Ok(pool) => pool,
         };
         let report = pool.check();
-        walk(&pool);
-        exercise(&mut pool);
-        let _ = pool.check();
-        drop(pool);
-        let reopened = Pool::<Root, _>::open_on(&mut medium, LAYOUT).map(drop);
+        let reopened = use_and_reopen(pool);
         Outcome::Opened { report, reopened }
     }));
     match outcome {
@@ -1237,6 +1236,75 @@ fn fuzz_regressions() {
         let input = [&[0][..], image].concat();
         fuzz_target::open_pool(&input);
     }
+}
+
+/// An empty pool of [`SIZE`] bytes.
+fn empty_pool() -> Vec<u8> {
+    let mut medium = SimMedium::new(SIZE, SIZE);
+    medium.set_recording(false);
+    drop(Pool::<Root, _>::create_on(&mut medium, LAYOUT, Root::zeroed()).expect("create"));
+    medium.live()
+}
+
+/// The hostile files of the soundness issue that `open` accepted and the
+/// library's own operations then broke, and their neighbours: each must be
+/// refused, or open and stay openable and as consistent as it was through
+/// the checked workload (which grows the pool).
+#[test]
+fn accepted_pools_stay_usable_through_growth() {
+    let empty = Base {
+        image: empty_pool(),
+        ..Base::new()
+    };
+    let heap = empty.heap_offset;
+    let zone_chunks_at = offset_of!(Superblock, zone_chunks);
+    let mut list = Vec::new();
+    for zone_chunks in [128u64, 256] {
+        // A chunk table larger than the pool has chunks for: the descriptors
+        // past the last chunk are never read, so they may hold anything,
+        // until growth brings their chunks into the pool.
+        list.push(m(
+            format!("{zone_chunks} chunks per zone, a stray descriptor past the last chunk"),
+            move |i| {
+                sb_u64(i, zone_chunks_at, zone_chunks);
+                let stray = heap + 70 * LINE;
+                let small_with_blocks = ChunkDescriptor {
+                    state: ChunkDescriptor::small_state(0),
+                    bitmap: [0xff, 0, 0, 0],
+                    reserved: [0; 3],
+                };
+                i[stray..stray + LINE].copy_from_slice(bytemuck::bytes_of(&small_with_blocks));
+            },
+            Expect::Consistent,
+        ));
+        list.push(m(
+            format!("{zone_chunks} chunks per zone, garbage past the last chunk's descriptor"),
+            move |i| {
+                sb_u64(i, zone_chunks_at, zone_chunks);
+                let from = heap + 15 * LINE;
+                i[from..heap + zone_chunks as usize * LINE].fill(0xa5);
+            },
+            Expect::Consistent,
+        ));
+    }
+    let seq_at = |slot: usize| DYNAMIC_SLOTS_OFFSET + slot * LINE;
+    for slot in 0..2 {
+        // Growth writes the other slot with the next number. It once wrapped
+        // u64::MAX to 0 (an invalid slot, so the growth was lost at the next
+        // open); now a pool numbered u64::MAX opens but refuses to grow, and
+        // one numbered u64::MAX - 1 grows once, to u64::MAX, and reopens.
+        for seq in [u64::MAX, u64::MAX - 1] {
+            list.push(m(
+                format!("dynamic slot {slot}'s sequence number {seq:#x}, resealed"),
+                move |i| {
+                    put_u64(i, seq_at(slot), seq);
+                    reseal_slot(i, slot);
+                },
+                Expect::Consistent,
+            ));
+        }
+    }
+    run_cases(&cases(&empty, list));
 }
 
 /// Where random damage goes: anywhere, or in the metadata (header, root,
