@@ -7,11 +7,11 @@
 //! what is durable. Pools are generic over the medium, so the file medium
 //! costs nothing: its methods inline to pmem-sys calls.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::io;
 use std::panic::Location;
 use std::path::{Path, PathBuf};
 
-use pmem_sys::{CopyFlags, Engine, MapFlags, Mapping};
+use pmem_sys::{CopyFlags, Engine, Mapping};
 
 use crate::error::{Error, Result};
 
@@ -324,6 +324,14 @@ pub unsafe trait Medium: Send + Sync {
 
 /// A pool file mapped with pmem-sys, locked against other openers.
 ///
+/// The [`Mapping`] holds the file's descriptor and an exclusive advisory
+/// lock on it for as long as the medium lives (see pmem-sys's
+/// [one mapping per file](Mapping#one-mapping-per-file)): another pool,
+/// medium or `Mapping` of the same file, in this process or another, by any
+/// path, is refused with [`Error::AlreadyOpen`]. Growing goes through that
+/// descriptor too, so a pool file renamed or replaced while open is still
+/// the one that grows.
+///
 /// On persistent memory (or with `PMEM_IS_PMEM_FORCE=1`), flushing uses the
 /// cache-flush instructions; on an ordinary file it uses `msync`, as
 /// libpmemobj does.
@@ -353,9 +361,9 @@ pub unsafe trait Medium: Send + Sync {
 /// ```
 #[derive(Debug)]
 pub struct FileMedium {
+    /// Holds the file's descriptor and its lock.
     mapping: Mapping,
-    // Holds the advisory lock for as long as the pool is open.
-    _lock: File,
+    /// Where the file was opened, for display: it may have been renamed since.
     path: PathBuf,
     is_pmem: bool,
 }
@@ -384,9 +392,8 @@ impl FileMedium {
     pub fn create(path: impl AsRef<Path>, len: usize) -> Result<Self> {
         let path = path.as_ref();
         let mapping = Mapping::create_new(path, len)
-            .map_err(|e| Error::io(format_args!("create {}", path.display()), e))?;
-        let file = lock(path)?;
-        Ok(Self::with(mapping, file, path))
+            .map_err(|e| mapping_error(format_args!("create {}", path.display()), path, e))?;
+        Ok(Self::with(mapping, path))
     }
 
     /// Opens, locks and maps the existing file at `path`.
@@ -418,9 +425,7 @@ impl FileMedium {
     /// ```
     pub fn open(path: impl AsRef<Path>, min_len: usize) -> Result<Self> {
         let path = path.as_ref();
-        let file = lock(path)?;
-        let found = file
-            .metadata()
+        let found = std::fs::metadata(path)
             .map_err(|e| Error::io(format_args!("stat {}", path.display()), e))?
             .len();
         if found < min_len as u64 {
@@ -430,15 +435,20 @@ impl FileMedium {
             });
         }
         let mapping = Mapping::open(path)
-            .map_err(|e| Error::io(format_args!("map {}", path.display()), e))?;
-        Ok(Self::with(mapping, file, path))
+            .map_err(|e| mapping_error(format_args!("map {}", path.display()), path, e))?;
+        if mapping.len() < min_len {
+            return Err(Error::Truncated {
+                expected: min_len as u64,
+                found: mapping.len() as u64,
+            });
+        }
+        Ok(Self::with(mapping, path))
     }
 
-    fn with(mapping: Mapping, file: File, path: &Path) -> Self {
+    fn with(mapping: Mapping, path: &Path) -> Self {
         let is_pmem = mapping.is_pmem();
         Self {
             mapping,
-            _lock: file,
             path: path.to_owned(),
             is_pmem,
         }
@@ -457,7 +467,8 @@ impl FileMedium {
         flags
     }
 
-    /// The pool file.
+    /// The path the pool file was opened at (it may have been renamed since:
+    /// the medium keeps the file, not the name).
     ///
     /// # Examples
     ///
@@ -504,24 +515,22 @@ impl FileMedium {
     }
 }
 
-/// Opens `path` read-write and takes an exclusive advisory lock on it.
-fn lock(path: &Path) -> Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io(format_args!("open {}", path.display()), e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(Error::AlreadyOpen {
+/// A pmem-sys error about the file at `path`: [`Error::AlreadyOpen`] for
+/// the lock conflict (another mapping of the file lives), [`Error::Io`]
+/// with `context` otherwise.
+fn mapping_error(context: impl std::fmt::Display, path: &Path, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::WouldBlock {
+        Error::AlreadyOpen {
             path: path.to_owned(),
-        }),
-        Err(TryLockError::Error(e)) => Err(Error::io(format_args!("lock {}", path.display()), e)),
+        }
+    } else {
+        Error::io(context, e)
     }
 }
 
 // SAFETY: the mapping is page-aligned and `len` bytes long, owned by this
-// value, and replaced only by `grow`.
+// value, and moved only by `grow` (`Mapping::resize`). Its file is locked for
+// the medium's life, so no other cooperating opener maps or resizes it.
 unsafe impl Medium for FileMedium {
     #[inline]
     fn base(&self) -> *mut u8 {
@@ -594,16 +603,15 @@ unsafe impl Medium for FileMedium {
         if new_len <= self.len() {
             return Ok(());
         }
-        // CREATE on an existing file resizes it and allocates its blocks, as
-        // pmem_map_file does; the lock stays with `self._lock`.
-        let mapping = Mapping::map(&self.path, new_len, MapFlags::CREATE, 0o600).map_err(|e| {
+        // Through the descriptor the mapping holds, never the path: the file
+        // may have been renamed, or another put in its place, since it was opened.
+        self.mapping.resize(new_len).map_err(|e| {
             Error::io(
                 format_args!("grow {} to {new_len} bytes", self.path.display()),
                 e,
             )
         })?;
-        self.is_pmem = mapping.is_pmem();
-        self.mapping = mapping;
+        self.is_pmem = self.mapping.is_pmem();
         Ok(())
     }
 }
