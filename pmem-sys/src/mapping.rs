@@ -167,8 +167,12 @@ impl Mapping {
     /// assert_eq!(pool.len(), 8192);
     /// assert_eq!(std::fs::metadata(&path)?.len(), 8192);
     /// drop(pool);
-    /// // An existing file is resized to the new length.
+    /// // An existing file is resized to the new length...
     /// let pool = Mapping::create(&path, 4096)?;
+    /// assert_eq!(std::fs::metadata(&path)?.len(), 4096);
+    /// // ...unless another Mapping has it: then nothing is resized.
+    /// let busy = Mapping::create(&path, 1 << 20).unwrap_err();
+    /// assert_eq!(busy.kind(), std::io::ErrorKind::WouldBlock);
     /// assert_eq!(std::fs::metadata(&path)?.len(), 4096);
     /// # drop(pool);
     /// # Ok::<(), std::io::Error>(())
@@ -637,8 +641,13 @@ impl Mapping {
     /// ```
     #[must_use]
     pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: the invariant makes `ptr..ptr + len` live, readable memory
-        // for as long as `self` is borrowed; writes need `&mut self`.
+        // SAFETY:
+        // - the invariant makes `ptr..ptr + len` live, readable memory for
+        //   as long as `self` is borrowed, and the file at least that long;
+        // - nothing writes those bytes meanwhile: this value writes only
+        //   through `&mut self`, and no other mapping or writer of the file
+        //   exists among cooperating openers while its lock is held (see
+        //   "One mapping per file"; `from_raw`'s caller promises the same).
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
@@ -658,7 +667,8 @@ impl Mapping {
     /// ```
     #[must_use]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: as for `as_slice`; `&mut self` makes the borrow exclusive.
+        // SAFETY: as for `as_slice`; `&mut self` makes the borrow exclusive
+        // within this process, and the lock among cooperating openers.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 
