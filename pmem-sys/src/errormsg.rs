@@ -57,6 +57,42 @@ pub(crate) fn errno(errno: i32, message: impl Display) -> io::Error {
     io::Error::from_raw_os_error(errno)
 }
 
+/// Records `message` and returns an error of `kind` that displays it, with
+/// `source` (the errno behind it, if any) as its
+/// [`source`](std::error::Error::source). For the errors of the owning
+/// [`Mapping`](crate::Mapping) that libpmem does not have, whose
+/// message a caller should see without asking [`errormsg`].
+pub(crate) fn described(
+    kind: io::ErrorKind,
+    message: impl Display,
+    source: Option<io::Error>,
+) -> io::Error {
+    let message = message.to_string();
+    set(&message);
+    io::Error::new(kind, Described { message, source })
+}
+
+/// The payload of [`described`] errors.
+#[derive(Debug)]
+struct Described {
+    message: String,
+    source: Option<io::Error>,
+}
+
+impl Display for Described {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Described {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
 /// The C library's text for an error, without std's " (os error N)" suffix.
 pub(crate) fn strerror(err: &io::Error) -> String {
     let text = err.to_string();
@@ -82,6 +118,24 @@ mod tests {
         let err = errno(libc::EINVAL, "invalid flag specified 0x10");
         assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
         with_errormsg(|c| assert_eq!(c.to_str().unwrap(), "invalid flag specified 0x10"));
+    }
+
+    #[test]
+    fn described_errors_show_their_message_and_errno() {
+        let err = described(
+            io::ErrorKind::WouldBlock,
+            "/p is locked",
+            Some(io::Error::from_raw_os_error(libc::EWOULDBLOCK)),
+        );
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(err.to_string(), "/p is locked");
+        assert_eq!(errormsg(), "/p is locked");
+        let errno = std::error::Error::source(&err)
+            .and_then(|s| s.downcast_ref::<io::Error>())
+            .and_then(io::Error::raw_os_error);
+        assert_eq!(errno, Some(libc::EWOULDBLOCK));
+        let plain = described(io::ErrorKind::InvalidInput, "no", None);
+        assert!(std::error::Error::source(&plain).is_none());
     }
 
     #[test]

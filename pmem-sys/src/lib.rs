@@ -4,7 +4,8 @@
 //! - **Mapping**: [`map_file`] opens or creates a file (or a Device DAX) and
 //!   maps it with `MAP_SYNC` where possible, exactly as `pmem_map_file` does:
 //!   same flags, same sizing, same errno on every error. [`Mapping`] owns the
-//!   result, unmaps it on drop and checks the bounds of every access.
+//!   result and the file (locked against a second `Mapping` of it), unmaps
+//!   it on drop and checks the bounds of every access.
 //! - **Flush and fence**: [`raw::flush`], [`raw::drain`], [`raw::persist`],
 //!   [`raw::msync`] and the deep variants, with `CLWB`, `CLFLUSHOPT` or
 //!   `CLFLUSH` chosen once at run time.
@@ -39,9 +40,18 @@
 //! # Safety model
 //!
 //! The raw functions in [`raw`] take pointers and are `unsafe`, like their C
-//! counterparts. [`Mapping`] is the safe surface: it owns its mapping,
-//! checks every range, and requires `&mut self` to write. All `unsafe` code is
-//! in a few small modules (`arch`, `sys`, `memops`) behind these two.
+//! counterparts. [`Mapping`] is the safe surface: it owns its mapping and
+//! the file's descriptor, checks every range, and requires `&mut self` to
+//! write. The bytes it lends out change only through it because it holds
+//! an exclusive `flock` on the file for its whole life: a second `Mapping`
+//! of the file, in any process and by any name, fails with
+//! [`WouldBlock`](std::io::ErrorKind::WouldBlock) instead of aliasing it, and
+//! the file changes length only through [`Mapping::resize`]. What an
+//! advisory lock cannot stop is outside that guarantee: writers that ignore
+//! it ([`map_file`], like libpmem's `pmem_map_file`, takes no lock), other
+//! descriptors of this process (`std::fs::write`), and `/proc/self/mem`.
+//! The system calls and instructions are in a few small modules (`arch`,
+//! `sys`, `memops`) behind these two.
 //!
 //! # Environment
 //!

@@ -1,7 +1,7 @@
 //! `pmem_map_file`: open or create a file (or Device DAX) and map it shared,
 //! with libpmem's checks, errno values and sizing rules.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -45,12 +45,34 @@ pub struct RawMapping {
     pub is_pmem: bool,
 }
 
-/// What kind of file a path names.
-enum FileKind {
-    /// A regular file, a directory, or nothing yet.
+/// What kind of file a path names (or a descriptor refers to).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    /// A regular file (for a path: also a directory, or nothing yet).
     Normal,
     /// A Device DAX character device.
     DeviceDax { major: u32, minor: u32 },
+}
+
+/// Whether a mapping takes the file's advisory lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lock {
+    /// None, as libpmem's `pmem_map_file`: the result is a raw pointer.
+    Unlocked,
+    /// `flock(LOCK_EX | LOCK_NB)` on the descriptor, taken before the file is
+    /// sized, for the owning [`Mapping`](crate::Mapping).
+    Exclusive,
+}
+
+/// A mapped file: the descriptor it was mapped through (holding the lock,
+/// if one was taken), what it is, and the mapping.
+#[derive(Debug)]
+pub(crate) struct MappedFile {
+    pub(crate) file: File,
+    pub(crate) kind: FileKind,
+    /// Made with [`MapFlags::SPARSE`]: its blocks are not allocated up front.
+    pub(crate) sparse: bool,
+    pub(crate) raw: RawMapping,
 }
 
 /// Maps a file as libpmem's `pmem_map_file` does.
@@ -64,7 +86,10 @@ enum FileKind {
 ///
 /// The mapping is shared and writable; it uses `MAP_SYNC` when the file
 /// system supports it, and is placed at a 2 MiB boundary (1 GiB for 2 GiB and
-/// more) so that the kernel can use huge pages.
+/// more) so that the kernel can use huge pages. As in libpmem, the file is
+/// closed once mapped and not locked: another mapping of it can change its
+/// bytes or length at any time, which is one reason the result is a raw
+/// pointer. [`Mapping`](crate::Mapping) is the owning, locked alternative.
 ///
 /// # Errors
 ///
@@ -129,6 +154,19 @@ pub fn map_file_with_sysfs(
     mode: u32,
     sysfs: &Sysfs,
 ) -> io::Result<RawMapping> {
+    map_path(path, len, flags, mode, sysfs, Lock::Unlocked).map(|mapped| mapped.raw)
+}
+
+/// [`map_file_with_sysfs`], keeping the descriptor, and with `lock`
+/// taking the file's advisory lock right after opening it.
+pub(crate) fn map_path(
+    path: &Path,
+    len: usize,
+    flags: MapFlags,
+    mode: u32,
+    sysfs: &Sysfs,
+    lock: Lock,
+) -> io::Result<MappedFile> {
     let kind = file_kind(path, sysfs)?;
 
     let unknown = flags.bits() & !MapFlags::all().bits();
@@ -196,23 +234,130 @@ pub fn map_file_with_sysfs(
     let (file, remove_on_error) = if flags.contains(MapFlags::TMPFILE) {
         (open_tmpfile(path, excl)?, false)
     } else {
+        // O_NONBLOCK changes nothing for regular files and Device DAX; it
+        // keeps the open from blocking should a FIFO have replaced the file
+        // since the stat above (it is refused below). std adds O_CLOEXEC.
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(create)
-            .custom_flags(if excl { libc::O_EXCL } else { 0 })
+            .custom_flags(libc::O_NONBLOCK | if excl { libc::O_EXCL } else { 0 })
             .mode(mode)
             .open(path)
             .map_err(|e| errormsg::os(format_args!("open {}", path.display()), e))?;
         (file, create && excl)
     };
 
-    let result = size_and_map(&file, path, len, flags, &kind, sysfs);
-    if result.is_err() && remove_on_error {
-        // Best effort: the error being reported matters more than this one.
-        let _ = fs::remove_file(path);
+    let result = check_and_map(&file, path, len, flags, kind, sysfs, lock);
+    match result {
+        Ok(raw) => Ok(MappedFile {
+            file,
+            kind,
+            sparse: flags.contains(MapFlags::SPARSE),
+            raw,
+        }),
+        Err(e) => {
+            if remove_on_error {
+                // Best effort: the error being reported matters more than this one.
+                let _ = fs::remove_file(path);
+            }
+            Err(e)
+        }
     }
-    result
+}
+
+/// Maps the whole of `file`, which was opened read-write at `path`, after
+/// locking it exclusively: what [`Mapping::from_file`](crate::Mapping::from_file) does.
+pub(crate) fn map_open_file(file: File, path: &Path, sysfs: &Sysfs) -> io::Result<MappedFile> {
+    let kind = descriptor_kind(&file, path, sysfs)?;
+    let raw = check_and_map(
+        &file,
+        path,
+        0,
+        MapFlags::empty(),
+        kind,
+        sysfs,
+        Lock::Exclusive,
+    )?;
+    Ok(MappedFile {
+        file,
+        kind,
+        sparse: false,
+        raw,
+    })
+}
+
+/// Checks that the open `file` is still what its path was (`kind`), takes
+/// the lock if asked (before anything changes the file), then sizes and maps it.
+fn check_and_map(
+    file: &File,
+    path: &Path,
+    len: usize,
+    flags: MapFlags,
+    kind: FileKind,
+    sysfs: &Sysfs,
+    lock: Lock,
+) -> io::Result<RawMapping> {
+    if descriptor_kind(file, path, sysfs)? != kind {
+        return Err(errormsg::errno(
+            libc::EINVAL,
+            format_args!("{} changed while it was being opened", path.display()),
+        ));
+    }
+    if lock == Lock::Exclusive {
+        lock_exclusive(file, path)?;
+    }
+    size_and_map(file, path, len, flags, kind, sysfs)
+}
+
+/// What the open `file` is, from `fstat`: a regular file or a Device DAX;
+/// anything else is `EINVAL`.
+fn descriptor_kind(file: &File, path: &Path, sysfs: &Sysfs) -> io::Result<FileKind> {
+    let meta = file
+        .metadata()
+        .map_err(|e| errormsg::os(format_args!("fstat {}", path.display()), e))?;
+    let file_type = meta.file_type();
+    if file_type.is_file() {
+        return Ok(FileKind::Normal);
+    }
+    if file_type.is_char_device() {
+        let (major, minor) = sys::device_numbers(meta.rdev());
+        if sysfs.is_device_dax(major, minor).unwrap_or(false) {
+            return Ok(FileKind::DeviceDax { major, minor });
+        }
+    }
+    Err(errormsg::errno(
+        libc::EINVAL,
+        format_args!(
+            "{} is neither a regular file nor a Device DAX",
+            path.display()
+        ),
+    ))
+}
+
+/// Takes an exclusive `flock` on `file`'s open file description, without
+/// waiting. A conflict is `ErrorKind::WouldBlock`, with a message naming
+/// `path` and the `EWOULDBLOCK` of `flock` as its source.
+fn lock_exclusive(file: &File, path: &Path) -> io::Result<()> {
+    // std's `try_lock` is `flock(fd, LOCK_EX | LOCK_NB)` on Linux.
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(TryLockError::WouldBlock) => {
+            let source = io::Error::from_raw_os_error(libc::EWOULDBLOCK);
+            Err(errormsg::described(
+                io::ErrorKind::WouldBlock,
+                format_args!(
+                    "{} is locked by another Mapping or process (flock: {})",
+                    path.display(),
+                    errormsg::strerror(&source)
+                ),
+                Some(source),
+            ))
+        }
+        Err(TryLockError::Error(e)) => {
+            Err(errormsg::os(format_args!("flock {}", path.display()), e))
+        }
+    }
 }
 
 /// Classifies `path` as libpmem does: a missing file is "normal" (it may be
@@ -280,20 +425,16 @@ fn size_and_map(
     path: &Path,
     len: usize,
     flags: MapFlags,
-    kind: &FileKind,
+    kind: FileKind,
     sysfs: &Sysfs,
 ) -> io::Result<RawMapping> {
     let len = if flags.contains(MapFlags::CREATE) {
-        file.set_len(len as u64)
-            .map_err(|e| errormsg::os("ftruncate", e))?;
-        if !flags.contains(MapFlags::SPARSE) {
-            sys::fallocate(file, len as u64).map_err(|e| errormsg::os("posix_fallocate", e))?;
-        }
+        set_size(file, len, flags.contains(MapFlags::SPARSE))?;
         len
     } else {
         let size = match kind {
             FileKind::Normal => file.metadata().map(|m| m.len()),
-            FileKind::DeviceDax { major, minor } => sysfs.device_dax_size(*major, *minor),
+            FileKind::DeviceDax { major, minor } => sysfs.device_dax_size(major, minor),
         }
         .map_err(|e| errormsg::os(format_args!("stat {}", path.display()), e))?;
         usize::try_from(size).map_err(|_| {
@@ -309,9 +450,26 @@ fn size_and_map(
             format_args!("{} is empty", path.display()),
         ));
     }
+    map_shared(file, len, kind, sysfs)
+}
 
+/// Makes `file` `len` bytes long (`ftruncate`), with its blocks allocated
+/// (`posix_fallocate`) unless `sparse`.
+fn set_size(file: &File, len: usize, sparse: bool) -> io::Result<()> {
+    file.set_len(len as u64)
+        .map_err(|e| errormsg::os("ftruncate", e))?;
+    if !sparse {
+        sys::fallocate(file, len as u64).map_err(|e| errormsg::os("posix_fallocate", e))?;
+    }
+    Ok(())
+}
+
+/// Maps the first `len` bytes of `file` shared (with `MAP_SYNC` where the
+/// file system has it) at a placement that suits huge pages, and registers
+/// the range if it is persistent memory.
+fn map_shared(file: &File, len: usize, kind: FileKind, sysfs: &Sysfs) -> io::Result<RawMapping> {
     let required_align = match kind {
-        FileKind::DeviceDax { major, minor } => sysfs.device_dax_alignment(*major, *minor),
+        FileKind::DeviceDax { major, minor } => sysfs.device_dax_alignment(major, minor),
         FileKind::Normal => None,
     };
     let hint = placement_hint(len, required_align.and_then(|a| usize::try_from(a).ok()));
@@ -332,7 +490,7 @@ fn size_and_map(
             // libpmem does not track a Device DAX whose NVDIMM region it
             // cannot find: the mapping works, but `is_pmem` says no and a deep
             // drain is an msync.
-            let deep_flush = sysfs.region_deep_flush(*major, *minor).ok();
+            let deep_flush = sysfs.region_deep_flush(major, minor).ok();
             deep_flush.map(|path| RangeKind::DeviceDax {
                 deep_flush: Arc::new(path),
             })
@@ -345,6 +503,48 @@ fn size_and_map(
     }
     let is_pmem = crate::raw::is_pmem(addr, len);
     Ok(RawMapping { addr, len, is_pmem })
+}
+
+/// Changes the regular file `file` (`path`), mapped with `old_len` bytes,
+/// to `new_len` bytes and maps the new length anew, as [`size_and_map`]
+/// does at open: its blocks allocated unless `sparse`, `MAP_SYNC` where
+/// possible, registered if persistent memory.
+///
+/// The old mapping stays: the caller switches to the new one and unmaps it.
+/// A file that shrinks is cut only once the new mapping exists, and a file
+/// that grows is extended before it is mapped, so the old mapping never
+/// extends past the end of the file while it can still be used. On error
+/// nothing new is mapped and the file has its old length again (a failed
+/// `posix_fallocate` or `mmap` after growing it truncates it back).
+pub(crate) fn resize_and_map(
+    file: &File,
+    path: &Path,
+    old_len: usize,
+    new_len: usize,
+    sparse: bool,
+) -> io::Result<RawMapping> {
+    debug_assert!(new_len > 0 && new_len != old_len);
+    let grows = new_len > old_len;
+    let undo = |e: io::Error| {
+        if grows {
+            // Best effort: the error being reported matters more than this one.
+            let _ = file.set_len(old_len as u64);
+        }
+        e
+    };
+    if grows {
+        set_size(file, new_len, sparse).map_err(undo)?;
+    }
+    let raw = map_shared(file, new_len, FileKind::Normal, Sysfs::system()).map_err(undo)?;
+    if !grows && let Err(e) = file.set_len(new_len as u64) {
+        // SAFETY: `raw` was mapped just above and is known to nothing else.
+        let _ = unsafe { crate::raw::unmap(raw.addr, raw.len) };
+        return Err(errormsg::os(
+            format_args!("ftruncate {}", path.display()),
+            e,
+        ));
+    }
+    Ok(raw)
 }
 
 /// Where to ask the kernel to put a mapping of `len` bytes: a free spot

@@ -1,15 +1,18 @@
 //! [`Mapping`]: an owned, bounds-checked mapping of a file.
 
 use std::fmt;
+use std::fs::File;
 use std::io;
 use std::ops::{Bound, Range, RangeBounds};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 
 use crate::engine::Engine;
+use crate::errormsg;
 use crate::flags::{CopyFlags, MapFlags};
-use crate::map::{RawMapping, map_file};
+use crate::map::{self, FileKind, Lock, MappedFile, RawMapping};
 use crate::raw;
+use crate::sysfs::Sysfs;
 
 /// A byte range that does not fit in a mapping.
 ///
@@ -63,11 +66,31 @@ impl From<OutOfBounds> for io::Error {
 /// start of the mapping. Writes take `&mut self`, so a `Mapping` shared
 /// between threads (it is `Send + Sync`) is only ever read through it.
 ///
-/// What the type cannot prevent: other processes (or other mappings of the
-/// same file) changing the bytes underneath it, and a file truncated by
-/// someone else, which makes access fault with `SIGBUS`. Bytes are plain
-/// bytes, so the former can only produce unexpected values, never invalid
-/// ones.
+/// # One mapping per file
+///
+/// A `Mapping` made from a path ([`open`](Self::open),
+/// [`create`](Self::create), [`create_new`](Self::create_new),
+/// [`map`](Self::map), [`tmpfile`](Self::tmpfile)) or from a `File`
+/// ([`from_file`](Self::from_file)) owns the file's descriptor and holds an
+/// exclusive advisory lock on it, `flock(LOCK_EX | LOCK_NB)`, from right
+/// after the open (before the file is sized) until it is dropped. A second
+/// `Mapping` of the file, in this process or another, by any path, hard
+/// link or new name, fails with [`io::ErrorKind::WouldBlock`] and leaves the
+/// file as it was. The safe accessors ([`as_slice`](Self::as_slice),
+/// [`read`](Self::read), ...) rely on this: while the lock is held, no other
+/// cooperating opener can map, write or resize the file, so its bytes change
+/// only through this value's `&mut self` methods, and it never becomes
+/// shorter than the mapping (which would make access fault with `SIGBUS`).
+/// [`resize`](Self::resize) changes its length through the same descriptor.
+///
+/// Outside that guarantee, as for any advisory lock: processes that ignore
+/// the lock (libpmem's `pmem_map_file` and this crate's [`map_file`](crate::map_file)
+/// take none), descriptors of this process opened without it
+/// (`std::fs::write`, `File::set_len` on another `File`), descriptors that
+/// share the locked open file description (a clone of the `File` given to
+/// `from_file`, a child forked while the mapping lives), and
+/// `/proc/self/mem`. A `Mapping` made by [`from_raw`](Self::from_raw) has
+/// no file and no lock: its caller vouches for the same.
 ///
 /// # Examples
 ///
@@ -79,20 +102,39 @@ impl From<OutOfBounds> for io::Error {
 /// let mut back = [0u8; 5];
 /// m.read(100, &mut back)?;
 /// assert_eq!(&back, b"hello");
+/// // The file is locked while `m` lives.
+/// let second = Mapping::open(dir.path().join("pool")).unwrap_err();
+/// assert_eq!(second.kind(), std::io::ErrorKind::WouldBlock);
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Mapping {
     // INVARIANT: `ptr..ptr + len` is a live shared read/write mapping owned by
-    // this value alone, `len > 0`.
+    // this value alone, `len > 0`. With a `backing`, it maps the first `len`
+    // bytes of `backing.file`, which is at least `len` bytes long, and that
+    // descriptor holds the file's exclusive lock.
     ptr: NonNull<u8>,
     len: usize,
     is_pmem: bool,
+    backing: Option<Backing>,
+}
+
+/// The file behind a [`Mapping`] made from a path or a `File`.
+#[derive(Debug)]
+struct Backing {
+    /// The descriptor mapped; its open file description holds the lock.
+    file: File,
+    /// Where it was opened, for messages.
+    path: PathBuf,
+    kind: FileKind,
+    /// Made with [`MapFlags::SPARSE`]: growing leaves blocks unallocated.
+    sparse: bool,
 }
 
 // SAFETY: the mapping is plain memory owned by this value; it has no thread
-// affinity, and mutation requires `&mut self`.
+// affinity, and mutation requires `&mut self`. `File` is `Send`.
 unsafe impl Send for Mapping {}
-// SAFETY: every `&self` method only reads the mapping or flushes caches.
+// SAFETY: every `&self` method only reads the mapping or flushes caches, and
+// none touches the file.
 unsafe impl Sync for Mapping {}
 
 impl fmt::Debug for Mapping {
@@ -101,6 +143,7 @@ impl fmt::Debug for Mapping {
             .field("addr", &self.ptr)
             .field("len", &self.len)
             .field("is_pmem", &self.is_pmem)
+            .field("path", &self.backing.as_ref().map(|b| &b.path))
             .finish()
     }
 }
@@ -109,7 +152,10 @@ impl Mapping {
     /// Creates (or resizes) the file at `path` to `len` bytes and maps it.
     ///
     /// # Errors
-    /// As for [`map_file`] with [`MapFlags::CREATE`].
+    /// [`io::ErrorKind::WouldBlock`] if another `Mapping` of the file lives
+    /// (see [one mapping per file](Self#one-mapping-per-file)): the file is
+    /// left as it was. Otherwise as for [`map_file`](crate::map_file) with
+    /// [`MapFlags::CREATE`].
     ///
     /// # Examples
     ///
@@ -121,8 +167,12 @@ impl Mapping {
     /// assert_eq!(pool.len(), 8192);
     /// assert_eq!(std::fs::metadata(&path)?.len(), 8192);
     /// drop(pool);
-    /// // An existing file is resized to the new length.
+    /// // An existing file is resized to the new length...
     /// let pool = Mapping::create(&path, 4096)?;
+    /// assert_eq!(std::fs::metadata(&path)?.len(), 4096);
+    /// // ...unless another Mapping has it: then nothing is resized.
+    /// let busy = Mapping::create(&path, 1 << 20).unwrap_err();
+    /// assert_eq!(busy.kind(), std::io::ErrorKind::WouldBlock);
     /// assert_eq!(std::fs::metadata(&path)?.len(), 4096);
     /// # drop(pool);
     /// # Ok::<(), std::io::Error>(())
@@ -134,7 +184,9 @@ impl Mapping {
     /// Creates the file at `path`, which must not exist, with `len` bytes, and maps it.
     ///
     /// # Errors
-    /// `EEXIST` if the file exists; otherwise as for [`map_file`].
+    /// `EEXIST` if the file exists; otherwise as for
+    /// [`map_file`](crate::map_file). A file this call created is removed
+    /// on error.
     ///
     /// # Examples
     ///
@@ -155,7 +207,12 @@ impl Mapping {
     /// Maps the whole existing file (or Device DAX) at `path`.
     ///
     /// # Errors
-    /// As for [`map_file`] without flags: `ENOENT`, `EINVAL` for an empty file, ...
+    /// [`io::ErrorKind::WouldBlock`] if another `Mapping` of the file lives;
+    /// its message names `path`, and its
+    /// [`source`](std::error::Error::source) is the `EWOULDBLOCK` of `flock`.
+    /// Otherwise as for [`map_file`](crate::map_file) without flags: `ENOENT`,
+    /// `EINVAL` for an empty file, a FIFO, a socket or a character device
+    /// that is not a Device DAX, ...
     ///
     /// # Examples
     ///
@@ -173,16 +230,69 @@ impl Mapping {
     /// assert_eq!(&pool.as_slice()[..5], b"saved");
     /// let missing = Mapping::open(dir.path().join("missing")).unwrap_err();
     /// assert_eq!(missing.raw_os_error(), Some(libc::ENOENT));
+    ///
+    /// // One `Mapping` per file at a time, whatever the path.
+    /// std::fs::hard_link(&path, dir.path().join("link"))?;
+    /// let busy = Mapping::open(dir.path().join("link")).unwrap_err();
+    /// assert_eq!(busy.kind(), std::io::ErrorKind::WouldBlock);
+    /// assert!(busy.to_string().contains("link"), "{busy}");
+    /// drop(pool);
+    /// assert!(Mapping::open(dir.path().join("link")).is_ok());
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
         Self::map(path, 0, MapFlags::empty(), 0)
     }
 
+    /// Maps the whole of `file`, an open regular file or Device DAX, and
+    /// keeps it, locked as [`open`](Self::open) locks the file it opens.
+    /// `path` is where `file` was opened, for messages only.
+    ///
+    /// `file` must be open for reading and writing. Opening it with
+    /// `O_NONBLOCK` (`OpenOptionsExt::custom_flags`) keeps a FIFO found at
+    /// its path from blocking the open; this call refuses the FIFO.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::WouldBlock`] if another `Mapping` of the file lives;
+    /// `EINVAL` if `file` is neither a regular file nor a Device DAX, or is
+    /// empty; `EACCES` if it is not open read-write; `mmap`'s errno. `file`
+    /// is closed on error, and unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    /// use pmem_sys::Mapping;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("pool");
+    /// std::fs::write(&path, [7u8; 4096])?;
+    ///
+    /// let file = std::fs::OpenOptions::new()
+    ///     .read(true)
+    ///     .write(true)
+    ///     .custom_flags(libc::O_NONBLOCK)
+    ///     .open(&path)?;
+    /// let mut header = [0u8; 8];
+    /// file.read_exact_at(&mut header, 0)?; // look before mapping
+    /// assert_eq!(header, [7; 8]);
+    /// let pool = Mapping::from_file(file, &path)?;
+    /// assert_eq!(pool.len(), 4096);
+    /// assert_eq!(pool.as_slice()[4095], 7);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn from_file(file: File, path: impl AsRef<Path>) -> io::Result<Self> {
+        Self::from_file_with_sysfs(file, path.as_ref(), Sysfs::system())
+    }
+
+    /// [`from_file`](Self::from_file) reading platform facts from `sysfs`.
+    fn from_file_with_sysfs(file: File, path: &Path, sysfs: &Sysfs) -> io::Result<Self> {
+        Ok(Self::owning(map::map_open_file(file, path, sysfs)?, path))
+    }
+
     /// Maps an unnamed temporary file of `len` bytes in directory `dir`.
     ///
     /// # Errors
-    /// As for [`map_file`] with [`MapFlags::TMPFILE`].
+    /// As for [`map_file`](crate::map_file) with [`MapFlags::TMPFILE`].
     ///
     /// # Examples
     ///
@@ -199,10 +309,13 @@ impl Mapping {
         Self::map(dir, len, MapFlags::CREATE | MapFlags::TMPFILE, 0o600)
     }
 
-    /// [`map_file`] with any flags, owning the result.
+    /// [`map_file`](crate::map_file) with any flags, owning the result and
+    /// the file, locked (see [one mapping per file](Self#one-mapping-per-file)).
     ///
     /// # Errors
-    /// As for [`map_file`].
+    /// [`io::ErrorKind::WouldBlock`] if another `Mapping` of the file lives:
+    /// the file is left as it was (it is locked before it is sized).
+    /// Otherwise as for [`map_file`](crate::map_file).
     ///
     /// # Examples
     ///
@@ -219,16 +332,56 @@ impl Mapping {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn map(path: impl AsRef<Path>, len: usize, flags: MapFlags, mode: u32) -> io::Result<Self> {
-        let raw = map_file(path, len, flags, mode)?;
-        // SAFETY: `map_file` just made this mapping and nothing else owns it.
-        Ok(unsafe { Self::from_raw(raw) })
+        Self::map_with_sysfs(path.as_ref(), len, flags, mode, Sysfs::system())
     }
 
-    /// Takes ownership of a mapping made by [`map_file`].
+    /// [`map`](Self::map) reading platform facts from `sysfs`.
+    fn map_with_sysfs(
+        path: &Path,
+        len: usize,
+        flags: MapFlags,
+        mode: u32,
+        sysfs: &Sysfs,
+    ) -> io::Result<Self> {
+        let mapped = map::map_path(path, len, flags, mode, sysfs, Lock::Exclusive)?;
+        Ok(Self::owning(mapped, path))
+    }
+
+    /// Owns a mapping made (and locked) by `map::map_path` or `map::map_open_file`.
+    fn owning(mapped: MappedFile, path: &Path) -> Self {
+        let MappedFile {
+            file,
+            kind,
+            sparse,
+            raw,
+        } = mapped;
+        debug_assert!(raw.len > 0);
+        // INVARIANT: `raw` was just made, maps the first `raw.len > 0` bytes
+        // of `file` (which is that long) and is owned by nothing else; `file`
+        // was locked before it was sized.
+        Self {
+            ptr: NonNull::new(raw.addr).unwrap_or_else(|| null_mapping()),
+            len: raw.len,
+            is_pmem: raw.is_pmem,
+            backing: Some(Backing {
+                file,
+                path: path.to_owned(),
+                kind,
+                sparse,
+            }),
+        }
+    }
+
+    /// Takes ownership of a mapping made by [`map_file`](crate::map_file).
+    /// Such a `Mapping` has no file and takes no lock:
+    /// [`resize`](Self::resize) refuses it.
     ///
     /// # Safety
-    /// `raw` came from [`map_file`] (or [`Mapping::into_raw`]), is still mapped,
-    /// and nothing else will use or unmap it.
+    /// `raw` came from [`map_file`](crate::map_file) (or
+    /// [`Mapping::into_raw`]), is still mapped, and nothing else will use or
+    /// unmap it. For as long as the `Mapping` lives, nothing else writes its
+    /// bytes or makes the file shorter than the mapping: what the lock of a
+    /// `Mapping` made from a path ensures among cooperating openers.
     ///
     /// # Examples
     ///
@@ -245,15 +398,19 @@ impl Mapping {
     /// ```
     pub unsafe fn from_raw(raw: RawMapping) -> Self {
         debug_assert!(raw.len > 0);
-        // INVARIANT: the caller hands over a live mapping of `raw.len > 0` bytes.
+        // INVARIANT: the caller hands over a live mapping of `raw.len > 0`
+        // bytes, owned by nothing else; there is no backing file.
         Self {
             ptr: NonNull::new(raw.addr).unwrap_or_else(|| null_mapping()),
             len: raw.len,
             is_pmem: raw.is_pmem,
+            backing: None,
         }
     }
 
-    /// Gives up ownership without unmapping.
+    /// Gives up ownership without unmapping. The file (if any) is closed,
+    /// but its lock lasts until the mapping is unmapped: a mapping keeps the
+    /// open file description that holds the lock.
     ///
     /// # Examples
     ///
@@ -269,7 +426,8 @@ impl Mapping {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     #[must_use]
-    pub fn into_raw(self) -> RawMapping {
+    pub fn into_raw(mut self) -> RawMapping {
+        drop(self.backing.take());
         let raw = RawMapping {
             addr: self.ptr.as_ptr(),
             len: self.len,
@@ -277,6 +435,101 @@ impl Mapping {
         };
         std::mem::forget(self);
         raw
+    }
+
+    /// Makes the file and the mapping `new_len` bytes long, through the
+    /// descriptor this mapping holds: never by path, so a file renamed or
+    /// replaced since it was opened is still the one resized, and the lock
+    /// is kept throughout.
+    ///
+    /// The bytes up to the shorter length are kept, added bytes read as
+    /// zeros, and the blocks of a file that grows are allocated
+    /// (`posix_fallocate`) unless the mapping was made with
+    /// [`MapFlags::SPARSE`]. The new length is mapped anew, with `MAP_SYNC`
+    /// where the file system has it, so the address may change (`&mut self`
+    /// means no reference into the old mapping is alive) and so may
+    /// [`is_pmem`](Self::is_pmem).
+    ///
+    /// # Errors
+    /// Nothing is changed on error:
+    /// - [`io::ErrorKind::Unsupported`] for a mapping without a file (made by
+    ///   [`from_raw`](Self::from_raw)) or of a Device DAX, whose size is fixed;
+    /// - [`io::ErrorKind::InvalidInput`] if `new_len` is 0 or above `i64::MAX`;
+    /// - the errno of `ftruncate`, `posix_fallocate` (`ENOSPC`) or `mmap`: the
+    ///   mapping is the old one and the file has its old length again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_sys::{CopyFlags, Mapping};
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("pool");
+    /// let mut pool = Mapping::create(&path, 4096)?;
+    /// pool.write(0, b"kept", CopyFlags::empty())?;
+    ///
+    /// std::fs::rename(&path, dir.path().join("renamed"))?;
+    /// pool.resize(16384)?; // the file it maps, whatever its name now
+    /// assert_eq!(pool.len(), 16384);
+    /// assert_eq!(std::fs::metadata(dir.path().join("renamed"))?.len(), 16384);
+    /// assert_eq!(&pool.as_slice()[..4], b"kept");
+    /// assert!(pool.as_slice()[4096..].iter().all(|&b| b == 0));
+    ///
+    /// let zero = pool.resize(0).unwrap_err();
+    /// assert_eq!(zero.kind(), std::io::ErrorKind::InvalidInput);
+    /// assert_eq!(pool.len(), 16384);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn resize(&mut self, new_len: usize) -> io::Result<()> {
+        let Some(backing) = &self.backing else {
+            return Err(errormsg::described(
+                io::ErrorKind::Unsupported,
+                "resize: the mapping has no file (it was made by Mapping::from_raw)",
+                None,
+            ));
+        };
+        if let FileKind::DeviceDax { .. } = backing.kind {
+            return Err(errormsg::described(
+                io::ErrorKind::Unsupported,
+                format_args!(
+                    "resize {}: a Device DAX has a fixed size",
+                    backing.path.display()
+                ),
+                None,
+            ));
+        }
+        if new_len == 0 || i64::try_from(new_len).is_err() {
+            return Err(errormsg::described(
+                io::ErrorKind::InvalidInput,
+                format_args!(
+                    "resize {} to {new_len} bytes: expected 1 to {} bytes",
+                    backing.path.display(),
+                    i64::MAX
+                ),
+                None,
+            ));
+        }
+        if new_len == self.len {
+            return Ok(());
+        }
+        let fresh = map::resize_and_map(
+            &backing.file,
+            &backing.path,
+            self.len,
+            new_len,
+            backing.sparse,
+        )?;
+        let (old_ptr, old_len) = (self.ptr, self.len);
+        // INVARIANT: `fresh` maps the first `new_len > 0` bytes of the same
+        // locked file, which is now that long, and is known to nothing else.
+        self.ptr = NonNull::new(fresh.addr).unwrap_or_else(|| null_mapping());
+        self.len = fresh.len;
+        self.is_pmem = fresh.is_pmem;
+        // SAFETY: the old range was this value's alone (the invariant), and
+        // `&mut self` means no reference into it is alive; nothing points to
+        // it any more. An error (impossible for a live page-aligned mapping)
+        // leaves only a leak.
+        let _ = unsafe { raw::unmap(old_ptr.as_ptr(), old_len) };
+        Ok(())
     }
 
     /// Length in bytes.
@@ -388,8 +641,13 @@ impl Mapping {
     /// ```
     #[must_use]
     pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: the invariant makes `ptr..ptr + len` live, readable memory
-        // for as long as `self` is borrowed; writes need `&mut self`.
+        // SAFETY:
+        // - the invariant makes `ptr..ptr + len` live, readable memory for
+        //   as long as `self` is borrowed, and the file at least that long;
+        // - nothing writes those bytes meanwhile: this value writes only
+        //   through `&mut self`, and no other mapping or writer of the file
+        //   exists among cooperating openers while its lock is held (see
+        //   "One mapping per file"; `from_raw`'s caller promises the same).
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
@@ -409,7 +667,8 @@ impl Mapping {
     /// ```
     #[must_use]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: as for `as_slice`; `&mut self` makes the borrow exclusive.
+        // SAFETY: as for `as_slice`; `&mut self` makes the borrow exclusive
+        // within this process, and the lock among cooperating openers.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 
@@ -755,4 +1014,69 @@ impl Drop for Mapping {
 #[track_caller]
 fn null_mapping() -> ! {
     panic!("Mapping::from_raw: null address")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+    use crate::sysfs::fake;
+
+    /// A fake sysfs in which `/dev/zero` is a Device DAX of 4 MiB.
+    fn zero_as_dax() -> (tempfile::TempDir, Sysfs) {
+        let dir = tempfile::tempdir().unwrap();
+        let rdev = std::fs::metadata("/dev/zero").unwrap().rdev();
+        fake::add_device_dax(dir.path(), libc::major(rdev), libc::minor(rdev), 4 << 20, 0);
+        let sysfs = Sysfs::at(dir.path());
+        (dir, sysfs)
+    }
+
+    #[test]
+    fn a_device_dax_keeps_its_size() {
+        let (_tree, sysfs) = zero_as_dax();
+        let zero = Path::new("/dev/zero");
+        let mut dax = Mapping::map_with_sysfs(zero, 0, MapFlags::empty(), 0, &sysfs).unwrap();
+        assert_eq!(dax.len(), 4 << 20);
+        for new_len in [8 << 20, 1 << 20] {
+            let err = dax.resize(new_len).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::Unsupported, "{err}");
+            assert!(err.to_string().contains("Device DAX"), "{err}");
+        }
+        assert_eq!(dax.len(), 4 << 20);
+
+        // Locked like a file, whether opened by path or handed over.
+        let err = Mapping::map_with_sysfs(zero, 0, MapFlags::empty(), 0, &sysfs).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "{err}");
+        drop(dax);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(zero)
+            .unwrap();
+        let dax = Mapping::from_file_with_sysfs(file, zero, &sysfs).unwrap();
+        assert_eq!(dax.len(), 4 << 20, "the device's size, not st_size");
+        if std::env::var_os("PMEM_IS_PMEM_FORCE").is_none() {
+            assert!(
+                dax.is_pmem(),
+                "a Device DAX in a region is persistent memory"
+            );
+        }
+    }
+
+    #[test]
+    fn a_character_device_that_is_not_dax_is_refused_by_descriptor() {
+        let (_tree, sysfs) = zero_as_dax();
+        let null = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .unwrap();
+        let err = Mapping::from_file_with_sysfs(null, Path::new("/dev/null"), &sysfs).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+        assert_eq!(
+            errormsg::errormsg(),
+            "/dev/null is neither a regular file nor a Device DAX"
+        );
+    }
 }

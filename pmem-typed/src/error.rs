@@ -88,14 +88,43 @@ pub enum Error {
     },
     /// Another process (or another handle in this one) has the pool open.
     ///
-    /// The lock is an advisory `flock` on the file, held by its open file
-    /// description. A child forked while the pool is open shares that
-    /// description until it execs or exits, so the lock outlives the pool's
-    /// drop for that long: a multi-threaded program that spawns processes
-    /// while closing and reopening a pool can briefly see this error.
+    /// The lock is the one pmem-sys's [`Mapping`](pmem_sys::Mapping) of the
+    /// file holds: an advisory `flock` on its open file description, which
+    /// refuses any other `Mapping` of the file, whatever path it is opened
+    /// by. A child forked while the pool is open shares that description
+    /// (and the mapping) until it execs or exits, so the lock outlives the
+    /// pool's drop for that long: a multi-threaded program that spawns
+    /// processes while closing and reopening a pool can briefly see this
+    /// error.
     AlreadyOpen {
         /// The pool file.
         path: PathBuf,
+    },
+    /// The path names neither a regular file nor a Device DAX: a directory,
+    /// a FIFO, a socket, another device. It is refused before anything is
+    /// read from it (a FIFO is not even opened), and left as it was.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{Error, FileKind, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { n: u64 }
+    ///
+    /// let err = Pool::<Root>::open("/dev/zero", "demo").unwrap_err();
+    /// assert!(matches!(err, Error::NotAFile { found: FileKind::CharDevice, .. }));
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "/dev/zero: expected a regular file or a Device DAX, found a character device"
+    /// );
+    /// ```
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it names.
+        found: FileKind,
     },
     /// On-media metadata is inconsistent.
     Corrupt {
@@ -133,6 +162,55 @@ pub enum Error {
         /// What is wrong, with the values.
         what: String,
     },
+}
+
+/// What a path names when it is not a pool file: the `found` of
+/// [`Error::NotAFile`].
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::inspect::inspect;
+/// use pmem_typed::{Error, FileKind};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let err = inspect(dir.path()).unwrap_err();
+/// let Error::NotAFile { found, .. } = err else { panic!("{err}") };
+/// assert_eq!(found, FileKind::Directory);
+/// assert_eq!(found.to_string(), "a directory");
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileKind {
+    /// A directory.
+    Directory,
+    /// A FIFO (named pipe).
+    Fifo,
+    /// A Unix domain socket.
+    Socket,
+    /// A character device that is not a Device DAX (`/dev/zero`,
+    /// `/dev/null`, a terminal).
+    CharDevice,
+    /// A block device (a disk or partition; a file system on it is where
+    /// pool files go).
+    BlockDevice,
+    /// A file of a type none of the above names (Linux has none).
+    Other,
+}
+
+impl fmt::Display for FileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Directory => "a directory",
+            Self::Fifo => "a FIFO",
+            Self::Socket => "a socket",
+            Self::CharDevice => "a character device",
+            Self::BlockDevice => "a block device",
+            Self::Other => "a file of another type",
+        })
+    }
 }
 
 /// Why a persistent pointer cannot be resolved.
@@ -385,6 +463,11 @@ impl fmt::Display for Error {
                 )
             }
             Self::AlreadyOpen { path } => write!(f, "{} is already open", path.display()),
+            Self::NotAFile { path, found } => write!(
+                f,
+                "{}: expected a regular file or a Device DAX, found {found}",
+                path.display()
+            ),
             Self::Corrupt { what } => write!(f, "corrupt pool: {what}"),
             Self::BadPointer {
                 offset,
@@ -519,6 +602,14 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "pool truncated: expected at least 65536 bytes, found 100"
+        );
+        let e = Error::NotAFile {
+            path: "/run/pools/a".into(),
+            found: FileKind::Fifo,
+        };
+        assert_eq!(
+            e.to_string(),
+            "/run/pools/a: expected a regular file or a Device DAX, found a FIFO"
         );
     }
 }

@@ -5,9 +5,9 @@
 use std::path::Path;
 
 use crate::alloc::{Heap, HeapStats, read, validate_record};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::layout::{Geometry, LINE, PAGE, REDO_OFFSET, REDO_SLOTS, RedoKind, RedoRecord};
-use crate::medium::{FileMedium, Medium};
+use crate::medium::{Medium, OpenedFile};
 use crate::pool::{PoolInfo, read_header};
 
 /// The state of a redo record slot.
@@ -158,9 +158,13 @@ impl Inspection {
 /// Inspects the pool file at `path`.
 ///
 /// # Errors
-/// What opening it would report about the header: [`Error::NotAPool`],
-/// [`Error::ChecksumMismatch`], [`Error::Truncated`], [`Error::AlreadyOpen`]
-/// (the file is locked while inspected), [`Error::Io`], ...
+/// What opening it would report about the header:
+/// [`Error::NotAPool`](crate::Error::NotAPool),
+/// [`Error::ChecksumMismatch`](crate::Error::ChecksumMismatch),
+/// [`Error::Truncated`](crate::Error::Truncated),
+/// [`Error::AlreadyOpen`](crate::Error::AlreadyOpen) (the file is locked
+/// while inspected), [`Error::NotAFile`](crate::Error::NotAFile) (at once,
+/// for a directory, FIFO, socket or device), [`Error::Io`](crate::Error::Io), ...
 ///
 /// # Examples
 ///
@@ -177,13 +181,10 @@ impl Inspection {
 /// # Ok(()) }
 /// ```
 pub fn inspect(path: impl AsRef<Path>) -> Result<Inspection> {
-    let path = path.as_ref();
-    let file_size = std::fs::metadata(path)
-        .map_err(|e| Error::io(format_args!("stat {}", path.display()), e))?
-        .len();
-    crate::pool::precheck_file(path)?;
-    let medium = FileMedium::open(path, PAGE)?;
-    inspect_medium(&medium, file_size)
+    let file = OpenedFile::open(path.as_ref())?;
+    crate::pool::precheck_file(&file)?;
+    let medium = file.map(PAGE)?;
+    inspect_medium(&medium, medium.len() as u64)
 }
 
 /// Inspects a pool on any medium.

@@ -66,6 +66,15 @@
 //! valid value. The unsafe code is in the medium (raw stores), the pool's
 //! pointer resolution and the guard.
 //!
+//! Those borrows are exclusive because nothing else maps the file: the
+//! pool's pmem-sys [`Mapping`](pmem_sys::Mapping) holds an exclusive `flock`
+//! on it while it is open, so another pool, [`inspect`](inspect::inspect) or `Mapping` of the
+//! file, in any process and by any name, is refused
+//! ([`Error::AlreadyOpen`]), and the file grows only through the pool's own
+//! descriptor. As with any advisory lock, writers that ignore it are outside
+//! this guarantee (see pmem-sys's
+//! [one mapping per file](pmem_sys::Mapping#one-mapping-per-file)).
+//!
 //! What survives a crash is decided by the order of persists: see
 //! `docs/layout.md` for the on-media format and the allocation protocol.
 //!
@@ -94,7 +103,7 @@ pub mod sim;
 
 pub use alloc::{ClassStats, HeapStats, RunStats};
 pub use check::CheckReport;
-pub use error::{Error, FieldDifference, PointerProblem, Result};
+pub use error::{Error, FieldDifference, FileKind, PointerProblem, Result};
 pub use guard::Guard;
 pub use medium::{FileMedium, Medium};
 pub use persist::{FieldInfo, Persist, Tracer, TypeLayout};

@@ -7,13 +7,15 @@
 //! what is durable. Pools are generic over the medium, so the file medium
 //! costs nothing: its methods inline to pmem-sys calls.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::panic::Location;
 use std::path::{Path, PathBuf};
 
-use pmem_sys::{CopyFlags, Engine, MapFlags, Mapping};
+use pmem_sys::{CopyFlags, Engine, Mapping, Sysfs};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FileKind, Result};
 
 /// Bytes that persist, and the operations that make them persist.
 ///
@@ -346,6 +348,14 @@ pub unsafe trait Medium: Send + Sync {
 
 /// A pool file mapped with pmem-sys, locked against other openers.
 ///
+/// The [`Mapping`] holds the file's descriptor and an exclusive advisory
+/// lock on it for as long as the medium lives (see pmem-sys's
+/// [one mapping per file](Mapping#one-mapping-per-file)): another pool,
+/// medium or `Mapping` of the same file, in this process or another, by any
+/// path, is refused with [`Error::AlreadyOpen`]. Growing goes through that
+/// descriptor too, so a pool file renamed or replaced while open is still
+/// the one that grows.
+///
 /// On persistent memory (or with `PMEM_IS_PMEM_FORCE=1`), flushing uses the
 /// cache-flush instructions; on an ordinary file it uses `msync`, as
 /// libpmemobj does.
@@ -375,9 +385,9 @@ pub unsafe trait Medium: Send + Sync {
 /// ```
 #[derive(Debug)]
 pub struct FileMedium {
+    /// Holds the file's descriptor and its lock.
     mapping: Mapping,
-    // Holds the advisory lock for as long as the pool is open.
-    _lock: File,
+    /// Where the file was opened, for display: it may have been renamed since.
     path: PathBuf,
     is_pmem: bool,
 }
@@ -406,16 +416,17 @@ impl FileMedium {
     pub fn create(path: impl AsRef<Path>, len: usize) -> Result<Self> {
         let path = path.as_ref();
         let mapping = Mapping::create_new(path, len)
-            .map_err(|e| Error::io(format_args!("create {}", path.display()), e))?;
-        let file = lock(path)?;
-        Ok(Self::with(mapping, file, path))
+            .map_err(|e| mapping_error(format_args!("create {}", path.display()), path, e))?;
+        Ok(Self::with(mapping, path))
     }
 
-    /// Opens, locks and maps the existing file at `path`.
+    /// Opens, locks and maps the existing file (or Device DAX) at `path`.
     ///
     /// # Errors
-    /// [`Error::AlreadyOpen`] if another handle has it open;
-    /// [`Error::Truncated`] if it is shorter than `min_len`; [`Error::Io`].
+    /// [`Error::NotAFile`] for a directory, FIFO, socket or other device
+    /// (refused without blocking or reading); [`Error::AlreadyOpen`] if
+    /// another handle has it open; [`Error::Truncated`] if it is shorter than
+    /// `min_len`; [`Error::Io`]. A file refused is left as it was.
     ///
     /// # Examples
     ///
@@ -439,28 +450,13 @@ impl FileMedium {
     /// # Ok(()) }
     /// ```
     pub fn open(path: impl AsRef<Path>, min_len: usize) -> Result<Self> {
-        let path = path.as_ref();
-        let file = lock(path)?;
-        let found = file
-            .metadata()
-            .map_err(|e| Error::io(format_args!("stat {}", path.display()), e))?
-            .len();
-        if found < min_len as u64 {
-            return Err(Error::Truncated {
-                expected: min_len as u64,
-                found,
-            });
-        }
-        let mapping = Mapping::open(path)
-            .map_err(|e| Error::io(format_args!("map {}", path.display()), e))?;
-        Ok(Self::with(mapping, file, path))
+        OpenedFile::open(path.as_ref())?.map(min_len)
     }
 
-    fn with(mapping: Mapping, file: File, path: &Path) -> Self {
+    fn with(mapping: Mapping, path: &Path) -> Self {
         let is_pmem = mapping.is_pmem();
         Self {
             mapping,
-            _lock: file,
             path: path.to_owned(),
             is_pmem,
         }
@@ -479,7 +475,8 @@ impl FileMedium {
         flags
     }
 
-    /// The pool file.
+    /// The path the pool file was opened at (it may have been renamed since:
+    /// the medium keeps the file, not the name).
     ///
     /// # Examples
     ///
@@ -526,24 +523,133 @@ impl FileMedium {
     }
 }
 
-/// Opens `path` read-write and takes an exclusive advisory lock on it.
-fn lock(path: &Path) -> Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io(format_args!("open {}", path.display()), e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(Error::AlreadyOpen {
+/// A pool file opened once, read-write, and found to be a regular file or
+/// a Device DAX; not locked or mapped yet. What `Pool::open` and `inspect`
+/// look at (through the descriptor, never the path again) before mapping.
+#[derive(Debug)]
+pub(crate) struct OpenedFile {
+    file: File,
+    path: PathBuf,
+    /// The size of a regular file; `None` for a Device DAX, whose size its
+    /// mapping tells.
+    size: Option<u64>,
+}
+
+impl OpenedFile {
+    /// Opens `path` if it names a regular file or a Device DAX.
+    ///
+    /// The path is looked at first: a socket cannot be opened at all, and
+    /// what is refused is best left unopened. The descriptor is opened with
+    /// `O_NONBLOCK` (which regular files ignore), so a FIFO put at the path
+    /// since cannot block, and is looked at again, which refuses that FIFO.
+    pub(crate) fn open(path: &Path) -> Result<Self> {
+        let stat = |e| Error::io(format_args!("stat {}", path.display()), e);
+        check_kind(path, &std::fs::metadata(path).map_err(stat)?)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| Error::io(format_args!("open {}", path.display()), e))?;
+        let meta = file.metadata().map_err(stat)?;
+        let regular = check_kind(path, &meta)?;
+        Ok(Self {
+            file,
             path: path.to_owned(),
-        }),
-        Err(TryLockError::Error(e)) => Err(Error::io(format_args!("lock {}", path.display()), e)),
+            size: regular.then_some(meta.len()),
+        })
+    }
+
+    /// The size of a regular file, `None` for a Device DAX.
+    pub(crate) fn size(&self) -> Option<u64> {
+        self.size
+    }
+
+    /// Reads the first bytes of the file into `buf`, as many as there are up
+    /// to its length, from the descriptor (`pread`); returns how many.
+    pub(crate) fn read_start(&self, buf: &mut [u8]) -> Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.file.read_at(&mut buf[done..], done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(format_args!("read {}", self.path.display()), e)),
+            }
+        }
+        Ok(done)
+    }
+
+    /// Locks and maps the file: [`Error::AlreadyOpen`] if another mapping
+    /// of it lives, [`Error::Truncated`] if it is shorter than `min_len`
+    /// (checked before the lock and again once it is held).
+    pub(crate) fn map(self, min_len: usize) -> Result<FileMedium> {
+        let truncated = |found: u64| Error::Truncated {
+            expected: min_len as u64,
+            found,
+        };
+        if let Some(size) = self.size
+            && size < min_len as u64
+        {
+            return Err(truncated(size));
+        }
+        let path = self.path;
+        let mapping = Mapping::from_file(self.file, &path)
+            .map_err(|e| mapping_error(format_args!("map {}", path.display()), &path, e))?;
+        if mapping.len() < min_len {
+            return Err(truncated(mapping.len() as u64));
+        }
+        Ok(FileMedium::with(mapping, &path))
+    }
+}
+
+/// `Ok(true)` for a regular file, `Ok(false)` for a Device DAX,
+/// [`Error::NotAFile`] for anything else.
+fn check_kind(path: &Path, meta: &std::fs::Metadata) -> Result<bool> {
+    let file_type = meta.file_type();
+    if file_type.is_file() {
+        return Ok(true);
+    }
+    let found = if file_type.is_char_device() {
+        let rdev = meta.rdev();
+        let dax = Sysfs::system().is_device_dax(libc::major(rdev), libc::minor(rdev));
+        if dax.unwrap_or(false) {
+            return Ok(false);
+        }
+        FileKind::CharDevice
+    } else if file_type.is_dir() {
+        FileKind::Directory
+    } else if file_type.is_fifo() {
+        FileKind::Fifo
+    } else if file_type.is_socket() {
+        FileKind::Socket
+    } else if file_type.is_block_device() {
+        FileKind::BlockDevice
+    } else {
+        FileKind::Other
+    };
+    Err(Error::NotAFile {
+        path: path.to_owned(),
+        found,
+    })
+}
+
+/// A pmem-sys error about the file at `path`: [`Error::AlreadyOpen`] for
+/// the lock conflict (another mapping of the file lives), [`Error::Io`]
+/// with `context` otherwise.
+fn mapping_error(context: impl std::fmt::Display, path: &Path, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::WouldBlock {
+        Error::AlreadyOpen {
+            path: path.to_owned(),
+        }
+    } else {
+        Error::io(context, e)
     }
 }
 
 // SAFETY: the mapping is page-aligned and `len` bytes long, owned by this
-// value, and replaced only by `grow`.
+// value, and moved only by `grow` (`Mapping::resize`). Its file is locked for
+// the medium's life, so no other cooperating opener maps or resizes it.
 unsafe impl Medium for FileMedium {
     #[inline]
     fn base(&self) -> *mut u8 {
@@ -616,16 +722,15 @@ unsafe impl Medium for FileMedium {
         if new_len <= self.len() {
             return Ok(());
         }
-        // CREATE on an existing file resizes it and allocates its blocks, as
-        // pmem_map_file does; the lock stays with `self._lock`.
-        let mapping = Mapping::map(&self.path, new_len, MapFlags::CREATE, 0o600).map_err(|e| {
+        // Through the descriptor the mapping holds, never the path: the file
+        // may have been renamed, or another put in its place, since it was opened.
+        self.mapping.resize(new_len).map_err(|e| {
             Error::io(
                 format_args!("grow {} to {new_len} bytes", self.path.display()),
                 e,
             )
         })?;
-        self.is_pmem = mapping.is_pmem();
-        self.mapping = mapping;
+        self.is_pmem = self.mapping.is_pmem();
         Ok(())
     }
 }

@@ -15,7 +15,7 @@ use crate::layout::{
     MAX_LAYOUT_NAME, MAX_RECORDED_FIELDS, MIN_POOL_SIZE, PAGE, REDO_OFFSET, REDO_SLOTS, RedoKind,
     RedoRecord, Superblock, padded, unpadded, zone_chunks_for,
 };
-use crate::medium::{FileMedium, Medium};
+use crate::medium::{FileMedium, Medium, OpenedFile};
 use crate::persist::{Persist, TypeLayout};
 use crate::pptr::{PPtr, PSlice};
 
@@ -271,7 +271,9 @@ impl<R: Persist> Pool<R, FileMedium> {
     /// [`Error::NotAPool`], [`Error::UnsupportedVersion`],
     /// [`Error::ChecksumMismatch`], [`Error::WrongLayout`],
     /// [`Error::RootTypeMismatch`], [`Error::Truncated`],
-    /// [`Error::AlreadyOpen`], [`Error::Corrupt`], [`Error::Io`].
+    /// [`Error::AlreadyOpen`], [`Error::Corrupt`], [`Error::Io`];
+    /// [`Error::NotAFile`], at once, for a directory, FIFO, socket or device
+    /// (nothing is read from it, and a file refused is left as it was).
     ///
     /// # Examples
     ///
@@ -309,31 +311,31 @@ impl<R: Persist> Pool<R, FileMedium> {
     /// ```
     #[track_caller]
     pub fn open(path: impl AsRef<Path>, layout: &str) -> Result<Self> {
-        let path = path.as_ref();
-        precheck_file(path)?;
-        Self::open_on(FileMedium::open(path, PAGE)?, layout)
+        let file = OpenedFile::open(path.as_ref())?;
+        precheck_file(&file)?;
+        Self::open_on(file.map(PAGE)?, layout)
     }
 }
 
-/// Reads the start of a short file to tell "not a pool" from "truncated".
-pub(crate) fn precheck_file(path: &Path) -> Result<()> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| Error::io(format_args!("stat {}", path.display()), e))?
-        .len();
+/// Tells a regular file shorter than a page apart as "not a pool" or
+/// "truncated" from its first 8 bytes, read from the open descriptor: a
+/// short file is never mapped, and nothing more of it is read.
+pub(crate) fn precheck_file(file: &OpenedFile) -> Result<()> {
+    let Some(len) = file.size() else {
+        return Ok(()); // a Device DAX: its mapping's length is checked
+    };
     if len >= PAGE as u64 {
         return Ok(());
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| Error::io(format_args!("read {}", path.display()), e))?;
-    match bytes.get(..8) {
-        Some(magic) if magic != MAGIC => Err(Error::NotAPool {
-            found: magic.try_into().unwrap_or_default(),
-        }),
-        _ => Err(Error::Truncated {
-            expected: PAGE as u64,
-            found: len,
-        }),
+    let mut magic = [0u8; 8];
+    let read = file.read_start(&mut magic)?;
+    if read == magic.len() && magic != MAGIC {
+        return Err(Error::NotAPool { found: magic });
     }
+    Err(Error::Truncated {
+        expected: PAGE as u64,
+        found: len,
+    })
 }
 
 fn check_creation<R: Persist>(layout: &str, size: usize) -> Result<()> {

@@ -6,7 +6,7 @@
 #[path = "../../tests/support/scratch.rs"]
 mod scratch;
 
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -831,6 +831,67 @@ fn unreadable_files_are_exit_status_2() {
     );
     drop(pool);
     assert_status(&run_on(&["check"], &path), 0);
+}
+
+/// `run_on`, failing after ten seconds instead of waiting for a program
+/// that blocks (as opening a FIFO for reading would).
+fn run_briefly(args: &[&str], path: &Path) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pmem-inspect"))
+        .args(args)
+        .arg(path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run pmem-inspect");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().expect("wait for pmem-inspect").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "pmem-inspect {args:?} {} still running after 10 s",
+                path.display()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("pmem-inspect's output")
+}
+
+#[test]
+fn paths_that_are_not_files_are_exit_status_2() {
+    let dir = Dir::new();
+    let fifo = dir.path("fifo");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c_path` is a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let cases = [
+        (fifo.clone(), "a FIFO", "fifo"),
+        ("/dev/zero".into(), "a character device", "character_device"),
+        (dir.tmp.path().to_owned(), "a directory", "directory"),
+    ];
+    for (path, found, kind) in cases {
+        for command in ["info", "check"] {
+            let out = run_briefly(&[command], &path);
+            assert_status(&out, 2);
+            assert_eq!(stdout(&out), "");
+            assert_eq!(
+                stderr(&out),
+                format!(
+                    "pmem-inspect: {}: expected a regular file or a Device DAX, found {found}\n",
+                    path.display()
+                )
+            );
+        }
+        let out = run_briefly(&["check", "--json"], &path);
+        assert_status(&out, 2);
+        let v = json(&out);
+        assert_eq!(v["status"], "error");
+        assert_eq!(v["error"]["kind"], "not_a_file");
+        assert_eq!(v["error"]["found"], kind);
+        assert_eq!(v["error"]["expected"], "regular file or Device DAX");
+    }
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
 }
 
 /// A redo record for allocating `block` (64 bytes) into `Root::head`.

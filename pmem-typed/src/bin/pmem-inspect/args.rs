@@ -28,8 +28,9 @@ Exit status:
   0  check: the pool is consistent; info: the pool was described
   1  the file is not a usable pool (not a pool, checksum mismatch, truncated,
      unsupported version) or, for check, its metadata has problems
-  2  usage error, or the file could not be read (missing, unreadable, or
-     locked by a program that has the pool open)
+  2  usage error, or the file could not be read (missing, unreadable,
+     locked by a program that has the pool open, or not a file: a
+     directory, FIFO, socket or device other than a Device DAX)
 
 The root type need not be known: everything shown comes from the pool's own
 header. Nothing is written and no recovery runs; the file is locked while it

@@ -5,8 +5,8 @@
 
 use serde_json::{Value, json};
 
-use pmem_typed::Error;
 use pmem_typed::layout::{CHUNK, MAGIC, PAGE};
+use pmem_typed::{Error, FileKind};
 
 use crate::report::{Failure, Report, kind_name};
 use crate::units::percent_value;
@@ -14,6 +14,18 @@ use crate::units::percent_value;
 /// The bytes as text, escaped where not printable: `PMEMRS\x00\x01`.
 fn escaped(bytes: &[u8]) -> String {
     bytes.escape_ascii().to_string()
+}
+
+/// A stable name for what a path that is not a pool file names.
+fn file_kind(kind: FileKind) -> &'static str {
+    match kind {
+        FileKind::Directory => "directory",
+        FileKind::Fifo => "fifo",
+        FileKind::Socket => "socket",
+        FileKind::CharDevice => "character_device",
+        FileKind::BlockDevice => "block_device",
+        _ => "other",
+    }
 }
 
 /// `pmem-inspect info --json`.
@@ -172,6 +184,10 @@ pub(crate) fn failure(path: &std::path::Path, failure: &Failure<'_>) -> Value {
             "found": found,
         }),
         Error::Truncated { expected, found } => json!({ "expected": expected, "found": found }),
+        Error::NotAFile { found, .. } => json!({
+            "expected": "regular file or Device DAX",
+            "found": file_kind(*found),
+        }),
         _ => json!({}),
     };
     if let (Some(error), Some(details)) = (error.as_object_mut(), details.as_object()) {

@@ -15,7 +15,8 @@
 //!
 //! Exit status: 0 for a described (`info`) or consistent (`check`) pool; 1
 //! for a file that is not a usable pool, or a pool with problems (`check`);
-//! 2 for usage errors and files that cannot be read. Every failure is one
+//! 2 for usage errors and files that cannot be read (paths that are not
+//! files among them, refused at once without reading). Every failure is one
 //! line on standard error (or, with `--json`, an `error` object on standard
 //! output); even a panic inside the library is caught and reported as an
 //! internal error with exit status 1.

@@ -205,7 +205,8 @@ fn operation(r: &RedoRecord) -> String {
 
 /// Exit status for a pool problem.
 pub(crate) const EXIT_PROBLEMS: u8 = 1;
-/// Exit status for a usage error or a file that could not be read.
+/// Exit status for a usage error or a file that could not be read (missing,
+/// unreadable, locked, or not a file at all).
 pub(crate) const EXIT_USAGE: u8 = 2;
 
 /// An error from `inspect`, sorted: its kind for JSON and its exit status.
@@ -223,6 +224,7 @@ impl<'a> Failure<'a> {
         let (kind, exit) = match error {
             Error::Io { .. } => ("io", EXIT_USAGE),
             Error::AlreadyOpen { .. } => ("already_open", EXIT_USAGE),
+            Error::NotAFile { .. } => ("not_a_file", EXIT_USAGE),
             Error::NotAPool { .. } => ("not_a_pool", EXIT_PROBLEMS),
             Error::UnsupportedVersion { .. } => ("unsupported_version", EXIT_PROBLEMS),
             Error::ChecksumMismatch { .. } => ("checksum_mismatch", EXIT_PROBLEMS),
@@ -234,10 +236,13 @@ impl<'a> Failure<'a> {
     }
 
     /// The line to print: the library's message, which says what was
-    /// expected and what was found. I/O messages name the file already.
+    /// expected and what was found. Messages about the file as a whole
+    /// (I/O, locked, not a file) name it already.
     pub(crate) fn message(&self, path: &Path) -> String {
         match self.error {
-            Error::Io { .. } | Error::AlreadyOpen { .. } => self.error.to_string(),
+            Error::Io { .. } | Error::AlreadyOpen { .. } | Error::NotAFile { .. } => {
+                self.error.to_string()
+            }
             e => format!("{}: {e}", path.display()),
         }
     }
