@@ -10,7 +10,7 @@
 //! |---|---|---|---|
 //! | `field_set` | `pool.set(account.fields().balance, v)` | `raw`: volatile 8-byte store + `pmem_sys::raw::persist(addr, 8)` | the window, 4 KiB or 64 MiB |
 //! | `alloc` | `pool.alloc(slot, Obj64 { .. })` | `pmemobj`: `pmemobj_alloc(pop, &slot, 64, 1, ctor, &arg)` | 64 (bytes) |
-//! | `resolve` | `get`: `pool.get(ptr)`; `project`: `ptr.fields().balance`; `get_field`: both; `get_read`: `pool.get(ptr)` and read a field | `unchecked`: `base + offset`; `raw_read`: read the field at `base + offset` | calls per iteration |
+//! | `resolve` | `get`: `pool.get(ptr)`; `project`: `ptr.fields().balance`; `get_field`: both; `get_read`: `pool.get(ptr)` and read a field; `get_read_cold`: the same over 64 MiB of accounts | `unchecked`: `base + offset`; `raw_read`, `raw_read_cold`: read the field at `base + offset` | calls per iteration |
 //! | `guard` | `pool.get_mut(obj)`, bump one `u64`, drop | `raw`: read, store + persist 8 bytes | the object size, 64 or 1024 |
 //!
 //! # Method
@@ -57,8 +57,11 @@
 //!   `black_box` as an `Option<&T>` (`.ok()`), so nothing is hoisted out of
 //!   the loop but the pool's own fields (the size and base, as in any loop
 //!   over a `&Pool`). `unchecked` is the same loop computing
-//!   `base + offset` with no checks: the floor of the loop itself. Times are
-//!   per call (mean / 1000).
+//!   `base + offset` with no checks: the floor of the loop itself.
+//!   `get_read` and `raw_read` also read the `balance` of what they found;
+//!   their `_cold` versions read all 1 Mi accounts of the 64 MiB window,
+//!   4099 accounts apart (no prefetcher follows), the pointer computed the
+//!   same way on both sides. Times are per call (mean / 1000).
 //! - **Checks.** Before timing, one allocation on each side is checked to
 //!   have published the pointer and written the value, and then freed, so a
 //!   wrong binding cannot be timed unnoticed.
@@ -143,6 +146,11 @@ const GET_FIELD: &str = "get_field";
 const UNCHECKED: &str = "unchecked";
 const GET_READ: &str = "get_read";
 const RAW_READ: &str = "raw_read";
+const GET_READ_COLD: &str = "get_read_cold";
+const RAW_READ_COLD: &str = "raw_read_cold";
+/// Accounts between two cold reads: odd, so that every account is read, and
+/// far apart (about 64 pages), so that no prefetcher follows.
+const COLD_STRIDE: u64 = 4099;
 
 /// The field-set group's object: one cache line.
 #[derive(Clone, Copy, Persist)]
@@ -763,6 +771,32 @@ fn bench_resolve(c: &mut Criterion, pool: &Pool<Root>, accounts: PSlice<Account>
             }
         });
     });
+    // The same reads over all 1 Mi accounts (64 MiB, twice the L3), in an
+    // order no prefetcher follows: what reading cold objects costs.
+    let first = accounts.offset();
+    let count = accounts.len();
+    let cold =
+        |k: u64| PPtr::<Account>::from_offset(first + (k * COLD_STRIDE) % count * LINE as u64);
+    group.bench_function(BenchmarkId::new(GET_READ_COLD, INNER), |b| {
+        let mut k = 0;
+        b.iter(|| {
+            for _ in 0..INNER {
+                k += 1;
+                black_box(pool.get(cold(k)).map_or(0, |a| a.balance));
+            }
+        });
+    });
+    group.bench_function(BenchmarkId::new(RAW_READ_COLD, INNER), |b| {
+        let mut k = 0;
+        b.iter(|| {
+            for _ in 0..INNER {
+                k += 1;
+                let at = base.wrapping_add(cold(k).offset() as usize);
+                // SAFETY: every `cold(k)` is one of the pool's accounts, as above.
+                black_box(unsafe { (*at.cast::<Account>()).balance });
+            }
+        });
+    });
     group.finish();
 }
 
@@ -1005,6 +1039,14 @@ fn report(started: SystemTime, lib: Option<&Pmemobj>, pmemobj_ran: bool) {
             metric: "`pool.get(ptr)?.balance`",
             ours: resolve(GET_READ),
             other: resolve(RAW_READ),
+            other_name: "raw read of base + offset",
+            show: nanos,
+            target: Target::TimeRatioAtMost(1.15),
+        },
+        Row {
+            metric: "`pool.get(ptr)?.balance`, 64 MiB of accounts",
+            ours: resolve(GET_READ_COLD),
+            other: resolve(RAW_READ_COLD),
             other_name: "raw read of base + offset",
             show: nanos,
             target: Target::TimeRatioAtMost(1.15),

@@ -249,9 +249,11 @@ impl fmt::Display for FileKind {
 /// );
 ///
 /// // The heap begins with the allocator's chunk table (after the root's
-/// // page): no pointer reaches it, so no write can damage the allocator.
+/// // page): no write through a pointer reaches it, so none can damage the
+/// // allocator. (A read there is harmless: it sees plain bytes.)
 /// let table = pool.info().heap_offset;
-/// let err = pool.get(PPtr::<u64>::from_offset(table + 64)).expect_err("metadata");
+/// let mut pool = pool;
+/// let err = pool.set(PPtr::<u64>::from_offset(table + 64), 1).expect_err("metadata");
 /// let Error::BadPointer { reason, .. } = &err else { panic!("{err}") };
 /// assert_eq!(*reason, PointerProblem::InAllocatorMetadata { table });
 /// # Ok(()) }
@@ -277,8 +279,9 @@ pub enum PointerProblem {
         /// The alignment required.
         align: u64,
     },
-    /// It overlaps the allocator's metadata: the chunk table at the start of
-    /// a zone of the heap, which only the allocator writes.
+    /// A write through it would overlap the allocator's metadata: the chunk
+    /// table at the start of a zone of the heap, which only the allocator
+    /// writes.
     InAllocatorMetadata {
         /// Offset of the chunk table.
         table: u64,

@@ -851,46 +851,6 @@ impl Geometry {
     }
 }
 
-/// A zone is this many table-sized units: its chunk table, then the chunks
-/// (`zone_chunks * (LINE + CHUNK)` bytes, `zone_chunks * LINE` of table).
-const UNITS_PER_ZONE: u64 = ((CHUNK + LINE) / LINE) as u64;
-const _: () = assert!((CHUNK + LINE).is_multiple_of(LINE));
-
-impl Geometry {
-    /// The offset of a chunk table that `[offset, end)` overlaps, if any; the
-    /// range is in the pool, past the header. What is clear of them is the
-    /// root's pages before the heap, or bytes within the chunks of one zone.
-    ///
-    /// On the path of every pointer resolution, so without a division by a
-    /// zone's size: `zone_chunks` is a power of two (checked at open), so a
-    /// zone is [`UNITS_PER_ZONE`] table-sized units, and dividing by a
-    /// table's size is a shift.
-    #[inline]
-    #[must_use]
-    pub fn table_overlapped(&self, offset: u64, end: u64) -> Option<u64> {
-        let heap = self.heap_offset as u64;
-        if end <= heap {
-            return None;
-        }
-        if offset < heap {
-            return Some(heap);
-        }
-        debug_assert!(self.zone_chunks.is_power_of_two());
-        let shift = self.table_bytes().trailing_zeros();
-        let first = (offset - heap) >> shift;
-        let last = (end.max(offset + 1) - 1 - heap) >> shift;
-        let zone_start = first / UNITS_PER_ZONE * UNITS_PER_ZONE;
-        let table = if first == zone_start {
-            zone_start
-        } else if last >= zone_start + UNITS_PER_ZONE {
-            zone_start + UNITS_PER_ZONE
-        } else {
-            return None;
-        };
-        Some(heap + (table << shift))
-    }
-}
-
 /// The zone geometry for a pool of `size` bytes: zones of about the pool's
 /// size, so small pools waste little on chunk tables and large ones allow
 /// large allocations.
@@ -981,58 +941,6 @@ mod tests {
         assert_eq!(g.chunks_in_zone(2), 3);
         assert_eq!(g.locate(g.chunk_offset(2, 2)), Some((2, 2)));
         assert_eq!(g.locate(g.chunk_offset(2, 3)), None);
-    }
-
-    #[test]
-    fn only_chunks_and_the_root_are_clear_of_the_tables() {
-        let g = Geometry {
-            heap_offset: 2 * PAGE,
-            zone_chunks: 64,
-            pool_size: 2 * PAGE + 3 * (4096 + 64 * CHUNK),
-        };
-        let overlapped = |offset: usize, len: usize| {
-            g.table_overlapped(offset as u64, (offset + len) as u64)
-                .map(|t| t as usize)
-        };
-        // The root's page, right up to the heap.
-        assert_eq!(overlapped(PAGE, PAGE), None);
-        assert_eq!(overlapped(PAGE, PAGE + 1), Some(g.table_offset(0)));
-        for zone in 0..3 {
-            let table = g.table_offset(zone);
-            assert_eq!(overlapped(table, 8), Some(table));
-            assert_eq!(overlapped(table + 4095, 1), Some(table));
-            assert_eq!(overlapped(table + 4090, 10), Some(table));
-            // A zone's chunks, whole, and a run of all of them.
-            assert_eq!(overlapped(g.chunk_offset(zone, 0), CHUNK), None);
-            assert_eq!(overlapped(g.chunk_offset(zone, 0), 64 * CHUNK), None);
-            assert_eq!(overlapped(g.chunk_offset(zone, 63) + CHUNK - 8, 8), None);
-            assert_eq!(overlapped(g.chunk_offset(zone, 0), 0), None);
-        }
-        // Past a zone's last chunk: the next zone's table.
-        assert_eq!(
-            overlapped(g.chunk_offset(0, 63), CHUNK + 1),
-            Some(g.table_offset(1))
-        );
-        assert_eq!(
-            overlapped(g.chunk_offset(1, 10), 200 * CHUNK),
-            Some(g.table_offset(2))
-        );
-        // The same, with the largest zones.
-        let big = Geometry {
-            zone_chunks: 4096,
-            ..g
-        };
-        let table1 = big.table_offset(1) as u64;
-        assert_eq!(big.table_overlapped(table1 - 8, table1), None);
-        assert_eq!(big.table_overlapped(table1 - 8, table1 + 1), Some(table1));
-        assert_eq!(
-            big.table_overlapped(table1 + 64 * 4096 - 1, table1 + 64 * 4096),
-            Some(table1)
-        );
-        assert_eq!(
-            big.table_overlapped(table1 + 64 * 4096, table1 + 64 * 4096 + 8),
-            None
-        );
     }
 
     #[test]

@@ -58,22 +58,45 @@
 //!
 //! # Safety model
 //!
-//! Borrows are checked at compile time: reads go through `&Pool`, writes
-//! through `&mut Pool`, so no safe sequence of calls can produce a `&mut T`
-//! aliasing another reference into the pool ([`Pool::get_disjoint_mut`]
-//! checks overlap at run time for several guards at once). All stored types
-//! are plain data ([`bytemuck::Pod`]), so any bytes read from media are a
-//! valid value. The unsafe code is in the medium (raw stores), the pool's
-//! pointer resolution and the guard.
+//! No sequence of safe calls, whatever the pool file holds, produces
+//! undefined behaviour. What that rests on:
 //!
-//! Those borrows are exclusive because nothing else maps the file: the
-//! pool's pmem-sys [`Mapping`](pmem_sys::Mapping) holds an exclusive `flock`
-//! on it while it is open, so another pool, [`inspect`](inspect::inspect) or `Mapping` of the
-//! file, in any process and by any name, is refused
-//! ([`Error::AlreadyOpen`]), and the file grows only through the pool's own
-//! descriptor. As with any advisory lock, writers that ignore it are outside
-//! this guarantee (see pmem-sys's
-//! [one mapping per file](pmem_sys::Mapping#one-mapping-per-file)).
+//! - **Borrows, at compile time.** Reads go through `&Pool`, writes through
+//!   `&mut Pool`, so no `&mut T` into the pool aliases another reference
+//!   ([`Pool::get_disjoint_mut`] checks overlap at run time for several
+//!   objects at once). A guard keeps a raw pointer and lends `&mut T` only
+//!   for the borrows of its `deref_mut`, so its own flushes never meet a live
+//!   reference.
+//! - **One owner per medium.** A pool owns its medium, or borrows it with
+//!   `&mut`; the crash simulator's medium is not `Clone`, and its raw stores
+//!   take `&mut self`, so nothing writes under a `&T` the pool handed out.
+//! - **One mapping per file.** The pool's pmem-sys [`Mapping`](pmem_sys::Mapping)
+//!   holds an exclusive `flock` on its file while it is open, so another
+//!   pool, [`inspect`](inspect::inspect) or `Mapping` of the file, in any
+//!   process and by any name, is refused ([`Error::AlreadyOpen`]), and the
+//!   file grows only through the pool's own descriptor, never by its path.
+//!   As with any advisory lock, writers that ignore it (another process, a
+//!   `std::fs::write` of the path, `/proc/self/mem`) are outside this
+//!   guarantee (see pmem-sys's
+//!   [one mapping per file](pmem_sys::Mapping#one-mapping-per-file)).
+//! - **Checked pointers.** Every [`PPtr`] and [`PSlice`] is resolved against
+//!   the pool: not null, past the header, in bounds, aligned, and for a
+//!   write clear of the allocator's chunk tables ([`PointerProblem`]), so a
+//!   hostile pointer read from media can neither reach unmapped memory nor
+//!   rewrite the allocator's state (a read of a table's bytes is harmless:
+//!   plain data that nothing writes while the pool is borrowed);
+//!   [`Pool::free`] frees only the start of an allocated block.
+//! - **Plain data, aligned.** Stored types are [`bytemuck::Pod`], so any
+//!   bytes are a valid value, and aligned to at most 4096 (refused at
+//!   compile time otherwise), which every medium's base guarantees.
+//! - **Validated files.** Opening refuses what is not a regular file or a
+//!   Device DAX without reading it, reads nothing beyond what the header
+//!   describes, checks every header field, chunk descriptor and redo record
+//!   before writing anything (a refused file is left as found), and accepts
+//!   only what the pool's own operations keep openable and consistent.
+//!
+//! The unsafe code is in the medium (raw stores), the pool's pointer
+//! resolution and the guards; every block says what it relies on.
 //!
 //! What survives a crash is decided by the order of persists: see
 //! `docs/layout.md` for the on-media format and the allocation protocol.
@@ -98,13 +121,14 @@ pub mod medium;
 pub mod persist;
 mod pool;
 pub mod pptr;
+mod resolve;
 #[cfg(feature = "sim")]
 pub mod sim;
 
 pub use alloc::{ClassStats, HeapStats, RunStats};
 pub use check::CheckReport;
 pub use error::{Error, FieldDifference, FileKind, PointerProblem, Result};
-pub use guard::Guard;
+pub use guard::{DisjointGuard, Guard};
 pub use medium::{FileMedium, Medium};
 pub use persist::{FieldInfo, Persist, Tracer, TypeLayout};
 

@@ -30,7 +30,9 @@ use crate::error::{Error, FileKind, Result};
 /// Implementations guarantee that [`base`](Self::base) points to
 /// [`len`](Self::len) bytes, valid for reads and writes, aligned to at least
 /// 4096, that stay valid (and do not move) until the medium is dropped or
-/// [`grow`](Self::grow) is called.
+/// [`grow`](Self::grow) is called; and that the safe methods are sound for
+/// any arguments: [`flush`](Self::flush) (and so [`persist`](Self::persist))
+/// of a range outside the medium panics rather than reach the hardware.
 ///
 /// # Examples
 ///
@@ -136,6 +138,9 @@ pub unsafe trait Medium: Send + Sync {
     /// Starts writing back the cache lines of `[offset, offset + len)`.
     /// Bytes changed through [`base`](Self::base) since the last flush of their
     /// line are among those written back.
+    ///
+    /// # Panics
+    /// If the range is not inside the medium.
     ///
     /// # Examples
     ///
@@ -663,12 +668,16 @@ unsafe impl Medium for FileMedium {
 
     #[inline]
     fn flush(&self, offset: usize, len: usize) {
-        debug_assert!(offset + len <= self.len());
+        // One comparison beside a cache flush: a safe method must not flush
+        // (or fault on) an address outside the mapping, whoever calls it.
+        if offset.checked_add(len).is_none_or(|end| end > self.len()) {
+            outside_the_medium(offset, len, self.len());
+        }
         if self.is_pmem {
-            // SAFETY: the range is inside the live mapping (debug-asserted; the pool checks).
+            // SAFETY: the range is inside the live mapping (checked above).
             unsafe { Engine::global().flush(self.base().add(offset), len) }
         } else {
-            // msync only fails for ranges outside the mapping, which the pool never passes.
+            // msync only fails for ranges outside the mapping, excluded above.
             let _ = self.mapping.msync(offset..offset + len);
         }
     }
@@ -733,6 +742,12 @@ unsafe impl Medium for FileMedium {
         self.is_pmem = self.mapping.is_pmem();
         Ok(())
     }
+}
+
+#[cold]
+#[track_caller]
+fn outside_the_medium(offset: usize, len: usize, medium: usize) -> ! {
+    panic!("{len} bytes at {offset} are outside the medium of {medium} bytes")
 }
 
 // SAFETY:

@@ -18,6 +18,7 @@ use crate::layout::{
 use crate::medium::{FileMedium, Medium, OpenedFile};
 use crate::persist::{Persist, TypeLayout};
 use crate::pptr::{PPtr, PSlice};
+use crate::resolve::{Access, UserData, placement};
 
 /// What a pool's header records, for display and inspection.
 ///
@@ -169,6 +170,8 @@ impl PoolInfo {
 /// ```
 pub struct Pool<R, M: Medium = FileMedium> {
     medium: M,
+    /// Where pointers may point (from the geometry: kept beside it).
+    user: UserData,
     heap: Heap,
     info: PoolInfo,
     /// Index (0 or 1) and sequence number of the dynamic slot in use.
@@ -361,19 +364,6 @@ fn check_creation<R: Persist>(layout: &str, size: usize) -> Result<()> {
     Ok(())
 }
 
-/// `size_of::<T>()` and `align_of::<T>()`, refusing at compile time a type
-/// aligned to more than a page: media are only page-aligned, so no pool could
-/// place it at an address of its alignment.
-const fn placement<T>() -> (u64, usize) {
-    const {
-        assert!(
-            align_of::<T>() <= PAGE,
-            "pmem_typed: a type aligned to more than 4096 bytes (a page) cannot be stored in a pool"
-        );
-    }
-    (size_of::<T>() as u64, align_of::<T>())
-}
-
 /// The heap starts at the page after the root object.
 fn heap_offset_for(root_size: usize) -> usize {
     PAGE + root_size.max(1).next_multiple_of(PAGE)
@@ -561,6 +551,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         medium.fence();
         Ok(Self {
             medium,
+            user: UserData::of(&geometry),
             heap,
             info,
             slot,
@@ -737,52 +728,37 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         PPtr::from_offset(PAGE as u64)
     }
 
-    /// Checks that `size` bytes at `offset` with alignment `align` lie in
-    /// the pool's user data, returning the offset: past the header page, in
-    /// the pool, and clear of the allocator's chunk tables (in the root's
-    /// pages or within the chunks of one zone), so that no pointer, however
-    /// hostile, lets a write reach the allocator's metadata.
+    /// Checks that `size` bytes at `offset` with alignment `align` may be
+    /// accessed as `access` says (see [`crate::resolve`]), returning the
+    /// offset: past the header, in the pool, aligned, and for a write clear
+    /// of the allocator's chunk tables, so that no pointer, however hostile,
+    /// lets a write reach the allocator's metadata.
     #[inline]
-    fn resolve(&self, offset: u64, size: u64, align: usize) -> Result<usize> {
-        let end = offset.checked_add(size);
-        let problem = if offset == 0 {
-            PointerProblem::Null
-        } else if offset < PAGE as u64 {
-            PointerProblem::InHeader {
-                header_size: PAGE as u64,
-            }
-        } else if end.is_none_or(|end| end > self.info.size) {
-            PointerProblem::OutOfBounds {
-                pool_size: self.info.size,
-            }
-        } else if !offset.is_multiple_of(align as u64) {
-            PointerProblem::Misaligned {
-                align: align as u64,
-            }
-        } else if let Some(table) = self
-            .heap
-            .geometry()
-            .table_overlapped(offset, end.unwrap_or(u64::MAX))
-        {
-            PointerProblem::InAllocatorMetadata { table }
-        } else {
-            return Ok(offset as usize);
+    fn resolve(&self, offset: u64, size: u64, align: u64, access: Access) -> Result<usize> {
+        let checked = match access {
+            Access::Read => self.user.check_read(offset, size, align),
+            Access::Write => self.user.check_write(offset, size, align),
         };
-        Err(Error::BadPointer {
-            offset,
-            size,
-            reason: problem,
-        })
+        match checked {
+            Ok(()) => Ok(offset as usize),
+            Err(reason) => Err(Error::BadPointer {
+                offset,
+                size,
+                reason,
+            }),
+        }
     }
 
     /// [`resolve`](Self::resolve) for one `T`.
     #[inline]
-    fn resolve_object<T>(&self, offset: u64) -> Result<usize> {
+    fn resolve_object<T>(&self, offset: u64, access: Access) -> Result<usize> {
         let (size, align) = placement::<T>();
-        self.resolve(offset, size, align)
+        self.resolve(offset, size, align, access)
     }
 
-    fn resolve_slice<T>(&self, slice: PSlice<T>) -> Result<(usize, usize)> {
+    /// [`resolve`](Self::resolve) for the elements of `slice`: (offset,
+    /// bytes); the empty slice resolves to (0, 0) wherever it points.
+    fn resolve_slice<T>(&self, slice: PSlice<T>, access: Access) -> Result<(usize, usize)> {
         if slice.is_empty() {
             return Ok((0, 0));
         }
@@ -794,7 +770,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
             },
         })?;
         Ok((
-            self.resolve(slice.offset(), bytes, placement::<T>().1)?,
+            self.resolve(slice.offset(), bytes, placement::<T>().1, access)?,
             bytes as usize,
         ))
     }
@@ -834,7 +810,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     /// ```
     #[inline]
     pub fn get<T: Persist>(&self, ptr: PPtr<T>) -> Result<&T> {
-        let offset = self.resolve_object::<T>(ptr.offset())?;
+        let offset = self.resolve_object::<T>(ptr.offset(), Access::Read)?;
         // SAFETY: in bounds and aligned (resolved); any bytes are a valid `T`
         // (Pod); writes need `&mut self`, which this shared borrow excludes.
         Ok(unsafe { &*self.medium.base().add(offset).cast::<T>() })
@@ -868,7 +844,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     /// # Ok(()) }
     /// ```
     pub fn get_slice<T: Persist>(&self, slice: PSlice<T>) -> Result<&[T]> {
-        let (offset, bytes) = self.resolve_slice(slice)?;
+        let (offset, bytes) = self.resolve_slice(slice, Access::Read)?;
         if bytes == 0 {
             return Ok(&[]);
         }
@@ -923,7 +899,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     pub fn get_mut<T: Persist>(&mut self, ptr: PPtr<T>) -> Result<Guard<'_, T, M>> {
         // Writes through the guard are attributed to this call.
         self.medium.note("Pool::get_mut", Location::caller());
-        let offset = self.resolve_object::<T>(ptr.offset())?;
+        let offset = self.resolve_object::<T>(ptr.offset(), Access::Write)?;
         // SAFETY: in bounds (resolved), so in the medium's allocation and not null.
         let value = unsafe { NonNull::new_unchecked(self.medium.base().add(offset).cast::<T>()) };
         // SAFETY: a valid `T` (any bytes are: `T: Pod`), in bounds and aligned
@@ -967,7 +943,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     pub fn get_slice_mut<T: Persist>(&mut self, slice: PSlice<T>) -> Result<Guard<'_, [T], M>> {
         // Writes through the guard are attributed to this call.
         self.medium.note("Pool::get_slice_mut", Location::caller());
-        let (offset, _) = self.resolve_slice(slice)?;
+        let (offset, _) = self.resolve_slice(slice, Access::Write)?;
         let base = if slice.is_empty() {
             NonNull::<T>::dangling()
         } else {
@@ -1035,7 +1011,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         let size = size_of::<T>() as u64;
         let mut offsets = [0usize; N];
         for (slot, ptr) in offsets.iter_mut().zip(&ptrs) {
-            *slot = self.resolve_object::<T>(ptr.offset())?;
+            *slot = self.resolve_object::<T>(ptr.offset(), Access::Write)?;
         }
         for i in 0..N {
             for j in i + 1..N {
@@ -1094,7 +1070,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     #[track_caller]
     pub fn set<T: Persist>(&mut self, ptr: PPtr<T>, value: T) -> Result<()> {
         self.medium.note("Pool::set", Location::caller());
-        let offset = self.resolve_object::<T>(ptr.offset())?;
+        let offset = self.resolve_object::<T>(ptr.offset(), Access::Write)?;
         let size = size_of::<T>();
         let word = offset & !7;
         if size > 0 && offset + size <= word + 8 && word + 8 <= self.medium.len() {
@@ -1238,7 +1214,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
                 ),
             });
         }
-        let (base, _) = self.resolve_slice(slice)?;
+        let (base, _) = self.resolve_slice(slice, Access::Write)?;
         if values.is_empty() {
             return Ok(());
         }
@@ -1289,7 +1265,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     #[track_caller]
     pub fn alloc<T: Persist>(&mut self, dest: PPtr<PPtr<T>>, value: T) -> Result<PPtr<T>> {
         self.medium.note("Pool::alloc", Location::caller());
-        let dest = self.resolve_object::<PPtr<T>>(dest.offset())?;
+        let dest = self.resolve_object::<PPtr<T>>(dest.offset(), Access::Write)?;
         let bytes = bytemuck::bytes_of(&value);
         let block = self.alloc_block(
             size_of::<T>(),
@@ -1339,7 +1315,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         values: &[T],
     ) -> Result<PSlice<T>> {
         self.medium.note("Pool::alloc_slice", Location::caller());
-        let dest = self.resolve_object::<PSlice<T>>(dest.offset())?;
+        let dest = self.resolve_object::<PSlice<T>>(dest.offset(), Access::Write)?;
         let len = values.len() as u64;
         if len == 0 {
             self.publish_empty_slice(dest);
@@ -1396,7 +1372,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     ) -> Result<PSlice<T>> {
         self.medium
             .note("Pool::alloc_slice_zeroed", Location::caller());
-        let dest = self.resolve_object::<PSlice<T>>(dest.offset())?;
+        let dest = self.resolve_object::<PSlice<T>>(dest.offset(), Access::Write)?;
         if len == 0 {
             self.publish_empty_slice(dest);
             return Ok(PSlice::empty());
@@ -1591,7 +1567,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         dest: PPtr<PPtr<T>>,
         replacement: PPtr<T>,
     ) -> Result<()> {
-        let dest = self.resolve_object::<PPtr<T>>(dest.offset())?;
+        let dest = self.resolve_object::<PPtr<T>>(dest.offset(), Access::Write)?;
         // SAFETY: `dest` resolved to 8 in-bounds bytes.
         let target: u64 = unsafe { read(&self.medium, dest) };
         self.free_block(dest, target, 8, [replacement.offset(), 0])
@@ -1626,7 +1602,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     #[track_caller]
     pub fn free_slice<T: Persist>(&mut self, dest: PPtr<PSlice<T>>) -> Result<()> {
         self.medium.note("Pool::free_slice", Location::caller());
-        let dest = self.resolve_object::<PSlice<T>>(dest.offset())?;
+        let dest = self.resolve_object::<PSlice<T>>(dest.offset(), Access::Write)?;
         // SAFETY: `dest` resolved to 16 in-bounds bytes.
         let target: u64 = unsafe { read(&self.medium, dest) };
         self.free_block(dest, target, 16, [0, 0])
@@ -1780,6 +1756,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         self.slot = (1 - index, next_seq);
         self.info.size = new_size as u64;
         self.heap = Heap::load(&self.medium, geometry)?;
+        self.user = UserData::of(&geometry);
         Ok(())
     }
 

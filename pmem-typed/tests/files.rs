@@ -249,3 +249,27 @@ fn short_files_are_told_apart_from_their_first_bytes() {
         }
     }
 }
+
+/// `Medium::flush` is safe: a range outside the medium (which a pool never
+/// passes, but any caller of `pool.medium()` may) panics instead of
+/// flushing, or faulting on, an address outside the mapping.
+#[test]
+fn flushing_outside_the_medium_panics() {
+    use pmem_typed::Medium;
+    use pmem_typed::sim::SimMedium;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    let dir = scratch::scratch("pmem-typed-files");
+    let file = FileMedium::create(dir.path().join("raw"), 8192).unwrap();
+    let sim = SimMedium::new(8192, 8192);
+    let media: [&dyn Fn(usize, usize); 2] = [&|o, l| file.flush(o, l), &|o, l| sim.flush(o, l)];
+    for flush in media {
+        flush(8192 - 64, 64); // the last line: fine
+        for (offset, len) in [(8192, 1), (8000, 193), (usize::MAX, 2), (1 << 40, 8)] {
+            let outcome = catch_unwind(AssertUnwindSafe(|| flush(offset, len)));
+            assert!(outcome.is_err(), "flush({offset}, {len}) did not panic");
+        }
+    }
+    // And through `persist`, which flushes first.
+    assert!(catch_unwind(AssertUnwindSafe(|| file.persist(1 << 30, 64))).is_err());
+}

@@ -811,6 +811,7 @@ unsafe impl Medium for SimMedium {
     }
 
     fn flush(&self, offset: usize, len: usize) {
+        self.check_range(offset, len);
         let mut state = self.lock();
         self.sync_locked(&mut state);
         if !state.recording || len == 0 {
