@@ -1,7 +1,7 @@
 //! [`Pool::check`]: what is reachable from the root, what leaked, and which
 //! persistent pointers do not designate allocated memory.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use crate::layout::PAGE;
@@ -106,6 +106,46 @@ impl fmt::Display for CheckReport {
     }
 }
 
+/// The byte ranges already traced, per element type and phase (offset
+/// modulo the element's size: elements of one type at the same offset are the
+/// same elements), kept disjoint and merged.
+#[derive(Debug, Default)]
+struct Traced(HashMap<(u64, u64), BTreeMap<u64, u64>>);
+
+impl Traced {
+    /// Marks `[start, end)` traced for `key`, returning the parts of it that
+    /// were not, in order.
+    fn add(&mut self, key: (u64, u64), start: u64, end: u64) -> Vec<(u64, u64)> {
+        let ranges = self.0.entry(key).or_default();
+        // The ranges that overlap or touch it: disjoint and sorted, so their
+        // ends are sorted too, and the scan back from `end` stops at the first
+        // that ends before `start`.
+        let mut touching: Vec<(u64, u64)> = ranges
+            .range(..=end)
+            .rev()
+            .take_while(|&(_, &stop)| stop >= start)
+            .map(|(&a, &b)| (a, b))
+            .collect();
+        touching.reverse();
+        let mut gaps = Vec::new();
+        let mut cursor = start;
+        for &(a, b) in &touching {
+            if a > cursor {
+                gaps.push((cursor, a));
+            }
+            cursor = cursor.max(b);
+            ranges.remove(&a);
+        }
+        if cursor < end {
+            gaps.push((cursor, end));
+        }
+        let merged_start = touching.first().map_or(start, |&(a, _)| a.min(start));
+        let merged_end = touching.last().map_or(end, |&(_, b)| b.max(end));
+        ranges.insert(merged_start, merged_end);
+        gaps
+    }
+}
+
 impl<R: Persist, M: Medium> Pool<R, M> {
     /// Walks every persistent pointer reachable from the root (through the
     /// `trace` of each [`Persist`] type) and compares what it finds with the
@@ -166,6 +206,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
             root.trace(&mut tracer);
         }
         let mut seen = HashSet::new();
+        let mut traced = Traced::default();
         while let Some(visit) = tracer.pending.pop() {
             if !seen.insert((visit.offset, visit.count, visit.layout.fingerprint)) {
                 continue;
@@ -215,15 +256,27 @@ impl<R: Persist, M: Medium> Pool<R, M> {
                     }
                 }
             }
-            // SAFETY: the target is inside the pool and aligned (checked above),
-            // `trace` only reads it, and `&self` excludes writers.
-            unsafe {
-                (visit.trace)(
-                    self.medium().base().add(visit.offset as usize),
-                    visit.count,
-                    &mut tracer,
-                )
-            };
+            // Each element is traced once, however many pointers reach it
+            // (a crafted pool can make every slot of a large slice point at
+            // the same large slice): the work stays linear in the pool's size.
+            let size = visit.layout.size as u64;
+            if size == 0 {
+                continue; // nothing to trace in a zero-sized element
+            }
+            let key = (visit.layout.fingerprint, visit.offset % size);
+            for (start, stop) in traced.add(key, visit.offset, end) {
+                // SAFETY: `[start, stop)` is within the target, which is inside
+                // the pool and aligned (checked above), and holds whole
+                // elements (the ranges of one key share its phase); `trace`
+                // only reads them, and `&self` excludes writers.
+                unsafe {
+                    (visit.trace)(
+                        self.medium().base().add(start as usize),
+                        (stop - start) / size,
+                        &mut tracer,
+                    )
+                };
+            }
         }
         report.reachable_blocks = reached.iter().filter(|&&r| r).count() as u64;
         report.leaked = blocks
@@ -233,5 +286,26 @@ impl<R: Persist, M: Medium> Pool<R, M> {
             .map(|(b, _)| *b)
             .collect();
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_range_is_traced_once() {
+        let mut traced = Traced::default();
+        let key = (1, 0);
+        assert_eq!(traced.add(key, 100, 200), [(100, 200)]);
+        assert_eq!(traced.add(key, 100, 200), []);
+        assert_eq!(traced.add(key, 50, 150), [(50, 100)]);
+        assert_eq!(traced.add(key, 300, 400), [(300, 400)]);
+        assert_eq!(traced.add(key, 0, 500), [(0, 50), (200, 300), (400, 500)]);
+        assert_eq!(traced.add(key, 10, 490), []);
+        // Another type, or another phase of the same type, is traced anew.
+        assert_eq!(traced.add((2, 0), 100, 200), [(100, 200)]);
+        assert_eq!(traced.add((1, 8), 100, 200), [(100, 200)]);
+        assert_eq!(traced.0[&key].len(), 1, "merged into one range");
     }
 }

@@ -370,7 +370,7 @@ fn fail(e: impl std::fmt::Display) -> TestCaseError {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: if cfg!(miri) { 2 } else { 64 }, ..ProptestConfig::default() })]
 
     /// Whatever a program writes through pointers, the allocator's state is
     /// what its own operations made it: the heap reopens with the same
@@ -405,4 +405,67 @@ fn the_metadata_model_agrees_with_the_layout() {
         assert!(!touches_metadata(&g, g.chunk_offset(zone, 0) as u64, 8));
     }
     assert_eq!(pool.medium().len(), GROWN);
+}
+
+/// An element type that counts how often `check` traces one.
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Counted {
+    target: PSlice<u8>,
+}
+
+static TRACED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+// SAFETY: one field, `target`, at offset 0, 16 bytes; no projections.
+unsafe impl Persist for Counted {
+    type Fields = ();
+    const LAYOUT: pmem_typed::TypeLayout = pmem_typed::TypeLayout::of_struct(
+        "Counted",
+        16,
+        8,
+        &[pmem_typed::FieldInfo::new("target", 0, 16)],
+    );
+    fn project(_base: PPtr<Self>) {}
+    fn trace(&self, tracer: &mut pmem_typed::Tracer) {
+        TRACED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracer.visit_slice(self.target);
+    }
+}
+
+#[derive(Clone, Copy, Persist)]
+#[repr(C)]
+struct Nested {
+    outer: PSlice<PSlice<Counted>>,
+}
+
+/// `check` traces every element once, however many pointers reach it: a
+/// crafted pool whose `n` slices cover the first 1, 2, ..., `n` elements of
+/// one array made it trace n²/2 elements (and hold as many pending visits).
+#[test]
+fn check_traces_each_element_once() {
+    // (Under Miri, a thousand times slower, fewer: the count still tells.)
+    const N: u64 = if cfg!(miri) { 50 } else { 2000 };
+    let medium = SimMedium::new(1 << 20, 1 << 20);
+    let mut pool = Pool::create_on(
+        medium,
+        "nested",
+        Nested {
+            outer: PSlice::empty(),
+        },
+    )
+    .expect("create");
+    let outer = pool.root().fields().outer;
+    let slices = pool.alloc_slice_zeroed(outer, N).expect("outer");
+    // The array all of them point into: the first slot's own allocation.
+    let first = slices.at(0).expect("slot");
+    let array = pool.alloc_slice_zeroed::<Counted>(first, N).expect("array");
+    for i in 1..N {
+        let prefix = PSlice::from_raw_parts(array.offset(), i + 1);
+        pool.set_elem(slices, i, prefix).expect("prefix");
+    }
+    TRACED.store(0, std::sync::atomic::Ordering::Relaxed);
+    let report = pool.check();
+    assert!(report.is_consistent(), "{report}");
+    let traced = TRACED.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(traced, N as usize, "elements traced");
 }
