@@ -200,7 +200,7 @@ pub unsafe fn persist(addr: *const u8, len: usize) {
 pub fn msync(addr: *const u8, len: usize) -> io::Result<()> {
     let offset = addr as usize % sys::page_size();
     // SAFETY: the start is page-aligned; the kernel validates the range.
-    unsafe { sys::msync(addr.wrapping_sub(offset), len + offset) }
+    unsafe { sys::msync(addr.wrapping_sub(offset), len.saturating_add(offset)) }
         .map_err(|e| errormsg::os("msync", e))
 }
 
