@@ -1,7 +1,7 @@
 //! pmem-rs: typed data in persistent memory.
 //!
 //! This facade re-exports the workspace's crates:
-//! - [`sys`]: libpmem in Rust (mapping, flush and fence, persistent copies, the C ABI);
+//! - [`sys`]: libpmem in Rust (mapping, flush and fence, persistent copies);
 //! - [`typed`]: typed pools, persistent pointers and crash-safe allocation.
 //!
 //! # Examples

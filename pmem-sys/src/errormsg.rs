@@ -6,7 +6,7 @@
 //! `pmem_errormsg` does. It is never cleared, only replaced.
 
 use std::cell::RefCell;
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::fmt::Display;
 use std::io;
 
@@ -27,13 +27,6 @@ thread_local! {
 #[must_use]
 pub fn errormsg() -> String {
     LAST.with(|last| last.borrow().to_string_lossy().into_owned())
-}
-
-/// Calls `f` with the last error text as a C string (for the C ABI, which
-/// hands out a pointer valid until the next error on this thread).
-#[cfg_attr(not(feature = "capi"), allow(dead_code))]
-pub(crate) fn with_errormsg<R>(f: impl FnOnce(&CStr) -> R) -> R {
-    LAST.with(|last| f(&last.borrow()))
 }
 
 /// Replaces this thread's last error text.
@@ -117,7 +110,7 @@ mod tests {
             .unwrap();
         let err = errno(libc::EINVAL, "invalid flag specified 0x10");
         assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
-        with_errormsg(|c| assert_eq!(c.to_str().unwrap(), "invalid flag specified 0x10"));
+        assert_eq!(errormsg(), "invalid flag specified 0x10");
     }
 
     #[test]

@@ -14,10 +14,9 @@
 //!   AVX-512F stores for large copies. An 8-byte-aligned destination with a
 //!   length that is a multiple of 8 is always written with stores of at least
 //!   8 bytes, so each aligned word is failure-atomic.
-//! - **C ABI** (feature `capi`): the library exports every function of
-//!   `libpmem.h`; `cargo build --release -p pmem-sys --features capi` gives a
-//!   `libpmem_sys.so` that C programs written for libpmem link against
-//!   unchanged. The header is `include/libpmem.h`.
+//!
+//! This crate exports no C symbols. libpmem's C ABI, a drop-in
+//! `libpmem.so.1` built from this crate, is the separate `pmem-capi` crate.
 //!
 //! # Example
 //!
@@ -79,9 +78,6 @@ pub mod raw;
 mod registry;
 mod sys;
 mod sysfs;
-
-#[cfg(feature = "capi")]
-pub mod capi;
 
 pub use config::{Config, CopyVariant, DEFAULT_MOVNT_THRESHOLD, FlushInstruction};
 pub use cpu::CpuFeatures;

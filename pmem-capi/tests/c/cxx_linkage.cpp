@@ -1,8 +1,8 @@
 /*
  * Checks that libpmem.h can be used from C++: the header compiles as C++ and
  * declares every function with C linkage, so that each one links against
- * libpmem_sys.so under its unmangled name. Missing `extern "C"` would leave
- * mangled references that fail to link.
+ * pmem-capi's libpmem.so under its unmangled name. Missing `extern "C"`
+ * would leave mangled references that fail to link.
  *
  * Exits 0 on success, 1 (with a message on stderr) on failure.
  */

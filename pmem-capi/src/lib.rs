@@ -1,6 +1,11 @@
-//! libpmem's C ABI (feature `capi`): every function of `libpmem.h` 1.1,
-//! exported unmangled, so that programs written for libpmem link against
-//! `libpmem_sys.so` unchanged. The header is `include/libpmem.h`.
+//! libpmem's C ABI: every function of `libpmem.h` 1.1, implemented by
+//! [`pmem_sys`] and exported unmangled from a C library, so that programs
+//! written for PMDK's libpmem link against it unchanged.
+//!
+//! `cargo build --release -p pmem-capi` gives `target/release/libpmem.so`,
+//! whose SONAME is `libpmem.so.1`, like PMDK's. The header is
+//! `pmem-capi/include/libpmem.h`. This crate is a `cdylib` only: Rust code
+//! uses [`pmem_sys`] directly and never gets these symbols.
 //!
 //! Each function converts its arguments, calls the Rust implementation and
 //! reports errors the C way: a NULL or -1 return, `errno`, and a per-thread
@@ -20,11 +25,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::ptr;
 
-use crate::engine::Engine;
-use crate::errormsg;
-use crate::flags::{CopyFlags, MapFlags};
-use crate::map::map_file;
-use crate::raw;
+use pmem_sys::{CopyFlags, Engine, MapFlags, map_file, raw};
+
+mod errormsg;
 
 fn set_errno(code: c_int) {
     // SAFETY: __errno_location returns this thread's errno slot, always valid.
@@ -48,11 +51,12 @@ fn guarded<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// 0 on success; -1 with `errno` set otherwise.
+/// 0 on success; -1 with `errno` and the message set otherwise.
 fn status(result: io::Result<()>) -> c_int {
     match result {
         Ok(()) => 0,
         Err(e) => {
+            errormsg::take_from_sys();
             set_errno(e.raw_os_error().unwrap_or(libc::EINVAL));
             -1
         }
@@ -107,6 +111,7 @@ pub unsafe extern "C" fn pmem_map_file(
                 mapping.addr.cast()
             }
             Err(e) => {
+                errormsg::take_from_sys();
                 set_errno(e.raw_os_error().unwrap_or(libc::EINVAL));
                 ptr::null_mut()
             }
@@ -314,7 +319,10 @@ pub extern "C" fn pmem_check_version(
     guarded(ptr::null(), || {
         match raw::check_version(major_required, minor_required) {
             Ok(()) => ptr::null(),
-            Err(_) => errormsg::with_errormsg(CStr::as_ptr),
+            Err(problem) => {
+                errormsg::set(problem);
+                errormsg::as_ptr()
+            }
         }
     })
 }
@@ -323,5 +331,5 @@ pub extern "C" fn pmem_check_version(
 /// the next error on this thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn pmem_errormsg() -> *const c_char {
-    errormsg::with_errormsg(CStr::as_ptr)
+    errormsg::as_ptr()
 }

@@ -1,7 +1,8 @@
 /*
- * Exercises the whole libpmem.h 1.1 API through the C ABI of pmem-sys and
- * checks every result. Written against the standard libpmem.h interface only,
- * so it compiles unchanged with PMDK's header and with pmem-sys's own.
+ * Exercises the whole libpmem.h 1.1 API through the C ABI of pmem-sys (served
+ * by pmem-capi) and checks every result. Written against the standard
+ * libpmem.h interface only, so it compiles unchanged with PMDK's header and
+ * with pmem-sys's own.
  *
  * Usage: libpmem_api DIR
  *   DIR is an empty, writable directory for the test's files.
@@ -9,7 +10,7 @@
  * Prints one line per failed check on stderr and exits with status 1 if any
  * check failed, 0 otherwise.
  *
- * Build-time switches (set by pmem-sys/tests/capi.rs):
+ * Build-time switches (set by pmem-capi/tests/capi.rs):
  *   -DEXPECT_PMEM_SYS_HEADER  fail to compile unless pmem-sys's header is used
  *   -DEXPECT_SYSTEM_HEADER    fail to compile if pmem-sys's header is used
  *

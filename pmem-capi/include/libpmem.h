@@ -1,14 +1,15 @@
 /*
  * libpmem.h: the C interface of pmem-sys, a Rust reimplementation of PMDK's
- * libpmem, API version 1.1.
+ * libpmem, API version 1.1, as served by the pmem-capi crate.
  *
  * SPDX-License-Identifier: MIT OR Apache-2.0
  *
- * Build the library with `cargo build --release -p pmem-sys --features capi`
- * and link with `-lpmem_sys` (target/release/libpmem_sys.so). The names,
- * types and values below are those of PMDK's libpmem.h, so a program written
- * for libpmem compiles unchanged against this header and runs unchanged
- * against libpmem_sys.so.
+ * Build the library with `cargo build --release -p pmem-capi` and link with
+ * `-lpmem` (target/release/libpmem.so, whose SONAME is libpmem.so.1, as
+ * PMDK's is: install it, or a link to it, as libpmem.so.1 where the program
+ * will look). The names, types and values below are those of PMDK's
+ * libpmem.h, so a program written for libpmem compiles unchanged against
+ * this header and runs unchanged against this library.
  *
  * Conventions shared by every function:
  * - Failures are reported the C way: a NULL or -1 return, with errno set to

@@ -1,10 +1,11 @@
 //! The C ABI, driven the way C programs use it.
 //!
-//! Cargo builds `libpmem_sys.so` (the crate is also a `cdylib`) next to this
-//! test binary. These tests check that it exports exactly the 23 functions
-//! of `libpmem.h` 1.1, then compile the C programs in `tests/c/` with the
-//! system C compiler (`$CC`, default `cc`), link them to the `.so` and run
-//! them, under several `PMEM_*` environments:
+//! Cargo builds `libpmem.so` (this crate is a `cdylib`) next to this test
+//! binary. These tests check that it exports exactly the 23 functions of
+//! `libpmem.h` 1.1 and carries PMDK's SONAME, then compile the C programs in
+//! `tests/c/` with the system C compiler (`$CC`, default `cc`), link them to
+//! a copy of the `.so` named `libpmem.so.1` beside them and run them, under
+//! several `PMEM_*` environments:
 //!
 //! - `libpmem_api.c` against our `include/libpmem.h`, and again against
 //!   PMDK's `/usr/include/libpmem.h` when it is installed, which shows that a
@@ -12,10 +13,7 @@
 //! - `cxx_linkage.cpp` with the C++ compiler (`$CXX`, default `c++`), when
 //!   there is one, which shows that the header gives every function C linkage.
 //!
-//! Run with `cargo test -p pmem-sys --features capi --test capi`; `cargo
-//! test --workspace` enables `capi` through the root package.
-
-#![cfg(feature = "capi")]
+//! Run with `cargo test -p pmem-capi --test capi`.
 
 use std::env;
 use std::ffi::{CStr, c_char, c_uint};
@@ -87,16 +85,12 @@ fn c_sources() -> PathBuf {
         .join("c")
 }
 
-/// The `libpmem_sys.so` cargo built for this test run.
+/// The `libpmem.so` cargo built for this test run.
 ///
 /// The test binary lives in `target/<profile>/deps/`, where cargo also puts
 /// the library's cdylib; the copy one level up is used if that is missing.
 fn cdylib() -> PathBuf {
-    let name = format!(
-        "{}pmem_sys{}",
-        env::consts::DLL_PREFIX,
-        env::consts::DLL_SUFFIX
-    );
+    let name = format!("{}pmem{}", env::consts::DLL_PREFIX, env::consts::DLL_SUFFIX);
     let exe = env::current_exe().expect("the path of this test binary");
     let deps = exe
         .parent()
@@ -111,8 +105,8 @@ fn cdylib() -> PathBuf {
         .unwrap_or_else(|| {
             panic!(
                 "{name} not found in {} or its parent. Cargo builds it beside this test binary \
-                 because pmem-sys has crate-type \"cdylib\"; was that removed from \
-                 pmem-sys/Cargo.toml?",
+                 because pmem-capi has crate-type \"cdylib\"; was that removed from \
+                 pmem-capi/Cargo.toml?",
                 deps.display()
             )
         })
@@ -140,7 +134,26 @@ fn describe(what: &str, output: &Output) -> String {
     )
 }
 
-/// Compiles and links `source` into `out`, against the cdylib.
+/// The library's SONAME, PMDK's: what programs linked against it look for.
+const SONAME: &str = "libpmem.so.1";
+
+/// Copies the cdylib into `dir` under its SONAME, so that a program linked
+/// against the copy, with `dir` as its run path, loads exactly this library.
+///
+/// The copy goes in a directory of the test's own rather than beside the
+/// cdylib: `cargo test` puts `target/<profile>/deps` on `LD_LIBRARY_PATH`, and
+/// a `libpmem.so.1` there would stand in for PMDK's in the side-by-side tests.
+fn stage_library(dir: &Path) -> PathBuf {
+    let staged = dir.join(SONAME);
+    if !staged.is_file() {
+        std::fs::copy(cdylib(), &staged)
+            .unwrap_or_else(|e| panic!("copy the library to {}: {e}", staged.display()));
+    }
+    staged
+}
+
+/// Compiles and links `source` into `out`, against the cdylib (staged in
+/// `out`'s directory, see [`stage_library`]).
 ///
 /// Returns `Ok(false)` if the compiler does not exist and `optional` is set.
 fn build(
@@ -150,8 +163,8 @@ fn build(
     out: &Path,
     optional: bool,
 ) -> io::Result<bool> {
-    let lib = cdylib();
-    let lib_dir = lib.parent().expect("the library is in a directory");
+    let lib_dir = out.parent().expect("the program is in a directory");
+    let lib = stage_library(lib_dir);
     let mut command = Command::new(&compiler[0]);
     command
         .args(&compiler[1..])
@@ -238,7 +251,7 @@ fn exports_exactly_the_libpmem_api() {
         let symbol = unsafe { lib.get::<unsafe extern "C" fn()>(name) };
         assert!(
             symbol.is_ok(),
-            "{} does not export {name}: was it built without feature capi? ({:?})",
+            "{} does not export {name} ({:?})",
             path.display(),
             symbol.err()
         );
@@ -298,6 +311,30 @@ fn nm_lists_only_the_api() {
         exported,
         expected,
         "`nm -D --defined-only {}` should list exactly the libpmem API",
+        path.display()
+    );
+}
+
+#[test]
+fn soname_is_pmdks() {
+    let path = cdylib();
+    let output = match Command::new("readelf").arg("-d").arg(&path).output() {
+        Ok(output) => output,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            println!("note: readelf is not installed; the SONAME is not checked");
+            return;
+        }
+        Err(e) => panic!("cannot run readelf: {e}"),
+    };
+    assert!(output.status.success(), "{}", describe("readelf", &output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let sonames: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("(SONAME)"))
+        .collect();
+    assert!(
+        sonames.len() == 1 && sonames[0].contains(&format!("[{SONAME}]")),
+        "`readelf -d {}` should show the SONAME {SONAME}, found {sonames:?}",
         path.display()
     );
 }
