@@ -21,8 +21,7 @@
 //! output); even a panic inside the library is caught and reported as an
 //! internal error with exit status 1.
 //!
-//! Built with the `cli` feature: `cargo run -p pmem-typed --features cli
-//! --bin pmem-inspect -- info POOL`.
+//! Run from the workspace with `cargo run -p pmem-inspect -- info POOL`.
 
 mod args;
 mod json;

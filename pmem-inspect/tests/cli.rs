@@ -1,7 +1,6 @@
 //! `pmem-inspect`, run as a program on pools made with the library: what
 //! `info` and `check` print (text and JSON), and their exit status on good
 //! pools, damaged pools, files that are not pools, and bad command lines.
-#![cfg(feature = "cli")]
 
 #[path = "../../tests/support/scratch.rs"]
 mod scratch;
