@@ -40,9 +40,6 @@
 //! comes after a random delay: from the child's start (so it may land during
 //! open and recovery), or from when it reports it is running.
 
-#[path = "support/scratch.rs"]
-mod scratch;
-
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -52,6 +49,7 @@ use std::time::Duration;
 
 use pmem::typed::inspect::{RedoState, inspect};
 use pmem::typed::{PPtr, PSlice, Persist, Pool};
+use pmem_testkit::scratch;
 
 /// The environment variable that makes [`kill_worker`] the child's workload:
 /// the pool file's path.

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use pmem_rs_fuzz::{
+use pmem_testkit::hostile::{
     LAYOUT, MIN_IMAGE, Node, RESEAL_RECORDS, RESEAL_SLOTS, RESEAL_SUPERBLOCK, Root,
 };
 use pmem_typed::layout::{DYNAMIC_SLOTS_OFFSET, REDO_OFFSET, RedoKind, RedoRecord, Superblock};

@@ -2,14 +2,12 @@
 //! `info` and `check` print (text and JSON), and their exit status on good
 //! pools, damaged pools, files that are not pools, and bad command lines.
 
-#[path = "../../tests/support/scratch.rs"]
-mod scratch;
-
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use pmem_testkit::scratch;
 use pmem_typed::inspect::inspect;
 use pmem_typed::layout::{CHUNK, PAGE, REDO_OFFSET, RedoKind, RedoRecord};
 use pmem_typed::{PPtr, PSlice, Persist, Pool};

@@ -91,7 +91,7 @@
 //!   out, or `--test` mode) appear as "-".
 
 use std::cell::Cell;
-use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::ffi::{CString, c_char, c_int, c_void};
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -99,8 +99,8 @@ use std::time::{Duration, SystemTime};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput};
-use libloading::Library;
 use pmem_sys::{Config, CopyFlags, CopyVariant, CpuFeatures, Engine, Mapping, raw};
+use pmem_testkit::pmdk::{ErrormsgFn, LIBPMEM, PmdkLibrary, last_error};
 
 const KIB: usize = 1 << 10;
 const MIB: usize = 1 << 20;
@@ -130,8 +130,6 @@ const LINE: usize = 64;
 /// The byte the memset group writes.
 const FILL: u8 = 0x5a;
 
-/// Where PMDK's libpmem is on Debian and Ubuntu; the bare name is tried next.
-const LIBPMEM_PATHS: [&str; 2] = ["/usr/lib/x86_64-linux-gnu/libpmem.so.1", "libpmem.so.1"];
 /// `PMEM_FILE_CREATE` from `libpmem.h`.
 const PMEM_FILE_CREATE: c_int = 1;
 
@@ -293,7 +291,6 @@ type MapFileFn = unsafe extern "C" fn(
     *mut c_int,
 ) -> *mut c_void;
 type UnmapFn = unsafe extern "C" fn(*mut c_void, usize) -> c_int;
-type ErrormsgFn = unsafe extern "C" fn() -> *const c_char;
 
 /// PMDK's libpmem, loaded at run time, with the functions we call.
 struct Pmdk {
@@ -305,37 +302,32 @@ struct Pmdk {
     unmap: UnmapFn,
     errormsg: ErrormsgFn,
     /// Keeps libpmem loaded for as long as the pointers above exist.
-    _lib: Library,
+    _lib: PmdkLibrary,
 }
 
 impl Pmdk {
     fn load() -> Result<Self, String> {
-        let mut errors = Vec::new();
-        for path in LIBPMEM_PATHS {
-            // SAFETY: loading runs libpmem's initialiser, which only reads the
-            // environment (PMEM_IS_PMEM_FORCE has been set, and no other thread
-            // touches the environment) and CPUID, and sets up its own state.
-            match unsafe { Library::new(path) } {
-                Ok(lib) => return Self::resolve(path, lib).map_err(|e| format!("{path}: {e}")),
-                Err(e) => errors.push(format!("{path}: {e}")),
-            }
-        }
-        Err(errors.join("; "))
+        // SAFETY: loading runs libpmem's initialiser, which only reads the
+        // environment (PMEM_IS_PMEM_FORCE has been set, and no other thread
+        // touches the environment) and CPUID, and sets up its own state.
+        let lib = unsafe { PmdkLibrary::load(LIBPMEM) }?;
+        let path = lib.path();
+        Self::resolve(lib).map_err(|e| format!("{path}: {e}"))
     }
 
-    fn resolve(path: &'static str, lib: Library) -> Result<Self, libloading::Error> {
+    fn resolve(lib: PmdkLibrary) -> Result<Self, libloading::Error> {
         // SAFETY: each type is the prototype of that function in PMDK's
         // `libpmem.h` (`mode_t` and `size_t` as on Linux); the pointers are
         // only called while `lib`, stored in the same value, is loaded.
         unsafe {
             Ok(Self {
-                path,
-                memcpy_persist: *lib.get::<MemcpyFn>("pmem_memcpy_persist")?,
-                memset_persist: *lib.get::<MemsetFn>("pmem_memset_persist")?,
-                persist: *lib.get::<PersistFn>("pmem_persist")?,
-                map_file: *lib.get::<MapFileFn>("pmem_map_file")?,
-                unmap: *lib.get::<UnmapFn>("pmem_unmap")?,
-                errormsg: *lib.get::<ErrormsgFn>("pmem_errormsg")?,
+                path: lib.path(),
+                memcpy_persist: lib.function::<MemcpyFn>("pmem_memcpy_persist")?,
+                memset_persist: lib.function::<MemsetFn>("pmem_memset_persist")?,
+                persist: lib.function::<PersistFn>("pmem_persist")?,
+                map_file: lib.function::<MapFileFn>("pmem_map_file")?,
+                unmap: lib.function::<UnmapFn>("pmem_unmap")?,
+                errormsg: lib.function::<ErrormsgFn>("pmem_errormsg")?,
                 _lib: lib,
             })
         }
@@ -358,9 +350,8 @@ impl Pmdk {
             )
         };
         if addr.is_null() {
-            // SAFETY: pmem_errormsg returns a NUL-terminated, thread-local string.
-            let msg = unsafe { CStr::from_ptr((self.errormsg)()) };
-            return Err(msg.to_string_lossy().into_owned());
+            // SAFETY: `errormsg` comes from libpmem, which `self` keeps loaded.
+            return Err(unsafe { last_error(self.errormsg) });
         }
         // Only now owned, so that an early return above leaks nothing.
         let mapping = PmdkMapping {

@@ -21,8 +21,8 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use common::{
     HUGE, fnv, huge_allocation_fails_fast, mapped_ranges, page_size, pattern, scratch, tree,
 };
-use libloading::Library;
 use pmem_sys::{MapFlags, RawMapping, map_file, raw};
+use pmem_testkit::pmdk::{LIBPMEM, PmdkLibrary};
 
 const CREATE: i32 = 1;
 const SPARSE: i32 = 4;
@@ -46,7 +46,7 @@ struct Pmdk {
     is_pmem: RangeFn,
     msync: RangeFn,
     deep_drain: RangeFn,
-    _lib: Library,
+    _lib: PmdkLibrary,
 }
 
 /// libpmem, or `None` (with a note) if it is not installed.
@@ -56,17 +56,17 @@ fn pmdk() -> Option<&'static Pmdk> {
         .get_or_init(|| {
             // SAFETY: libpmem's initialisers only read the environment, CPUID
             // and sysfs; the library stays loaded, as the static is never dropped.
-            let lib = unsafe { Library::new("libpmem.so.1") }.ok()?;
+            let lib = unsafe { PmdkLibrary::load(LIBPMEM) }.ok()?;
             // SAFETY: each type is the prototype `libpmem.h` declares for the
             // symbol, and the pointers are used only while `lib` is loaded
             // (always: it is kept beside them).
             unsafe {
                 Some(Pmdk {
-                    map_file: *lib.get::<MapFileFn>(b"pmem_map_file\0").ok()?,
-                    unmap: *lib.get::<UnmapFn>(b"pmem_unmap\0").ok()?,
-                    is_pmem: *lib.get::<RangeFn>(b"pmem_is_pmem\0").ok()?,
-                    msync: *lib.get::<RangeFn>(b"pmem_msync\0").ok()?,
-                    deep_drain: *lib.get::<RangeFn>(b"pmem_deep_drain\0").ok()?,
+                    map_file: lib.function::<MapFileFn>("pmem_map_file").ok()?,
+                    unmap: lib.function::<UnmapFn>("pmem_unmap").ok()?,
+                    is_pmem: lib.function::<RangeFn>("pmem_is_pmem").ok()?,
+                    msync: lib.function::<RangeFn>("pmem_msync").ok()?,
+                    deep_drain: lib.function::<RangeFn>("pmem_deep_drain").ok()?,
                     _lib: lib,
                 })
             }

@@ -89,7 +89,7 @@
 //! process are shown; the others (filtered out, or `--test` mode) are "-".
 //! If libpmemobj cannot be loaded, its side is skipped with a note.
 
-use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::ffi::{CString, c_char, c_int, c_void};
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::os::unix::ffi::OsStrExt;
@@ -98,8 +98,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
-use libloading::Library;
 use pmem_sys::{Engine, Mapping, raw};
+use pmem_testkit::pmdk::{ErrormsgFn, LIBPMEMOBJ, PmdkLibrary, last_error};
 use pmem_typed::{Medium, PPtr, PSlice, Persist, Pool};
 
 const KIB: usize = 1 << 10;
@@ -126,12 +126,6 @@ const INNER: u64 = 1000;
 const TYPE_NUM: u64 = 1;
 /// The layout name of both pools.
 const LAYOUT: &str = "pmem-typed-bench";
-
-/// Where PMDK's libpmemobj is on Debian and Ubuntu; the bare name is tried next.
-const LIBPMEMOBJ_PATHS: [&str; 2] = [
-    "/usr/lib/x86_64-linux-gnu/libpmemobj.so.1",
-    "libpmemobj.so.1",
-];
 
 const GROUP_SET: &str = "field_set";
 const GROUP_ALLOC: &str = "alloc";
@@ -381,7 +375,6 @@ type AllocFn = unsafe extern "C" fn(
 ) -> c_int;
 type FreeFn = unsafe extern "C" fn(*mut PmemOid);
 type PersistFn = unsafe extern "C" fn(*mut c_void, *const c_void, usize);
-type ErrormsgFn = unsafe extern "C" fn() -> *const c_char;
 
 /// PMDK's libpmemobj, with the functions we call.
 struct Pmemobj {
@@ -395,26 +388,21 @@ struct Pmemobj {
     persist: PersistFn,
     errormsg: ErrormsgFn,
     /// Keeps libpmemobj loaded for as long as the pointers above exist.
-    _lib: Library,
+    _lib: PmdkLibrary,
 }
 
 impl Pmemobj {
     fn load() -> Result<Self, String> {
-        let mut errors = Vec::new();
-        for path in LIBPMEMOBJ_PATHS {
-            // SAFETY: loading runs the initialisers of libpmemobj and libpmem,
-            // which read the environment (PMEM_IS_PMEM_FORCE has been set, and
-            // no other thread touches the environment) and CPUID, and set up
-            // their own state.
-            match unsafe { Library::new(path) } {
-                Ok(lib) => return Self::resolve(path, lib).map_err(|e| format!("{path}: {e}")),
-                Err(e) => errors.push(format!("{path}: {e}")),
-            }
-        }
-        Err(errors.join("; "))
+        // SAFETY: loading runs the initialisers of libpmemobj and libpmem,
+        // which read the environment (PMEM_IS_PMEM_FORCE has been set, and
+        // no other thread touches the environment) and CPUID, and set up
+        // their own state.
+        let lib = unsafe { PmdkLibrary::load(LIBPMEMOBJ) }?;
+        let path = lib.path();
+        Self::resolve(lib).map_err(|e| format!("{path}: {e}"))
     }
 
-    fn resolve(path: &'static str, lib: Library) -> Result<Self, libloading::Error> {
+    fn resolve(lib: PmdkLibrary) -> Result<Self, libloading::Error> {
         // SAFETY: each type is the prototype of that function in PMDK 1.12's
         // `libpmemobj/*.h` (`PMEMobjpool *` as `*mut c_void`, `PMEMoid` as
         // the `repr(C)` `PmemOid`, `mode_t` and `size_t` as on Linux;
@@ -422,24 +410,23 @@ impl Pmemobj {
         // are only called while `lib`, stored in the same value, is loaded.
         unsafe {
             Ok(Self {
-                path,
-                create: *lib.get::<CreateFn>("pmemobj_create")?,
-                close: *lib.get::<CloseFn>("pmemobj_close")?,
-                root: *lib.get::<RootFn>("pmemobj_root")?,
-                direct: *lib.get::<DirectFn>("pmemobj_direct")?,
-                alloc: *lib.get::<AllocFn>("pmemobj_alloc")?,
-                free: *lib.get::<FreeFn>("pmemobj_free")?,
-                persist: *lib.get::<PersistFn>("pmemobj_persist")?,
-                errormsg: *lib.get::<ErrormsgFn>("pmemobj_errormsg")?,
+                path: lib.path(),
+                create: lib.function::<CreateFn>("pmemobj_create")?,
+                close: lib.function::<CloseFn>("pmemobj_close")?,
+                root: lib.function::<RootFn>("pmemobj_root")?,
+                direct: lib.function::<DirectFn>("pmemobj_direct")?,
+                alloc: lib.function::<AllocFn>("pmemobj_alloc")?,
+                free: lib.function::<FreeFn>("pmemobj_free")?,
+                persist: lib.function::<PersistFn>("pmemobj_persist")?,
+                errormsg: lib.function::<ErrormsgFn>("pmemobj_errormsg")?,
                 _lib: lib,
             })
         }
     }
 
     fn last_error(&self) -> String {
-        // SAFETY: pmemobj_errormsg returns a NUL-terminated, thread-local string.
-        let msg = unsafe { CStr::from_ptr((self.errormsg)()) };
-        msg.to_string_lossy().into_owned()
+        // SAFETY: `errormsg` comes from libpmemobj, which `self` keeps loaded.
+        unsafe { last_error(self.errormsg) }
     }
 }
 

@@ -9,13 +9,11 @@
 //! an `RwLock`, reader threads walk the whole pool under the read lock while
 //! the writers run, and every time find it consistent.
 
-#[path = "../../tests/support/scratch.rs"]
-mod scratch;
-
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use pmem_testkit::scratch;
 use pmem_typed::sim::SimMedium;
 use pmem_typed::{PPtr, PSlice, Persist, Pool};
 use proptest::prelude::RngExt;

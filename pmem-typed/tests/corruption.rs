@@ -25,14 +25,10 @@ use pmem_typed::sim::SimMedium;
 use pmem_typed::{CheckReport, Error, PSlice, Pool};
 use proptest::prelude::*;
 
-/// The fuzz target's pool types and workload (its own crate, outside the
-/// workspace): its public items are the crate's API there, and the parts
-/// only the fuzzer uses are unused here.
-#[allow(dead_code, unreachable_pub)]
-#[path = "../../fuzz/src/lib.rs"]
-mod fuzz_target;
-
-use fuzz_target::{GROWTH, LAYOUT, Node, Root, reseal_slot, reseal_superblock, use_and_reopen};
+// The fuzz target's pool types and workload, shared through the test kit.
+use pmem_testkit::hostile::{
+    GROWTH, LAYOUT, Node, Root, reseal_slot, reseal_superblock, use_and_reopen,
+};
 
 const SIZE: usize = 256 * 1024;
 
@@ -1234,7 +1230,7 @@ fn fuzz_regressions() {
     run_cases(&regressions);
     for image in std::iter::once(&base.image).chain(regressions.iter().map(|case| &case.image)) {
         let input = [&[0][..], image].concat();
-        fuzz_target::open_pool(&input);
+        pmem_testkit::hostile::open_pool(&input);
     }
 }
 

@@ -2,9 +2,6 @@
 //! becomes of its name, a pool's file is mapped by nothing else while it is
 //! open, and what is not a file is refused at once, unread and unchanged.
 
-#[path = "../../tests/support/scratch.rs"]
-mod scratch;
-
 use std::ffi::CString;
 use std::fs;
 use std::io;
@@ -14,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use pmem_testkit::scratch;
 use pmem_typed::inspect::inspect;
 use pmem_typed::layout::{MAGIC, PAGE};
 use pmem_typed::pmem_sys::{MapFlags, Mapping};

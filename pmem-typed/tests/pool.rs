@@ -1,11 +1,9 @@
 //! Pools on files: creation, validation on open, typed access, guards,
 //! allocation and free, growth, and the consistency check.
 
-#[path = "../../tests/support/scratch.rs"]
-mod scratch;
-
 use std::path::PathBuf;
 
+use pmem_testkit::scratch;
 use pmem_typed::layout::{DYNAMIC_SLOTS_OFFSET, PAGE, REDO_OFFSET, RedoRecord};
 use pmem_typed::{Error, FieldDifference, PPtr, PSlice, Persist, PointerProblem, Pool, RunStats};
 use proptest::prelude::*;

@@ -9,9 +9,7 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-#[path = "../../../tests/support/scratch.rs"]
-mod scratch;
-pub(crate) use scratch::scratch;
+pub(crate) use pmem_testkit::scratch::scratch;
 
 /// Positive as `off_t`, but more than any file system or address space holds.
 pub(crate) const HUGE: usize = 1 << 62;

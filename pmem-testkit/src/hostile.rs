@@ -1,8 +1,8 @@
-//! What the fuzz targets share: the pool types the seeds are made with, the
-//! way an input becomes a pool image, and the workload run on a pool that
-//! opens. pmem-typed's corruption tests include this file as a module, so
-//! the tests and the fuzzer damage and use the same pools in the same way
-//! (and CI builds this code).
+//! The hostile-file property, shared by the fuzz target `open_pool` and
+//! pmem-typed's corruption tests: the pool types the seeds are made with,
+//! the way an input becomes a pool image, and the workload run on a pool
+//! that opens. Both use this module, so the tests and the fuzzer damage and
+//! use the same pools in the same way (and CI builds this code).
 //!
 //! # Input format
 //!

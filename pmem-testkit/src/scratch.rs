@@ -1,6 +1,5 @@
 //! Scratch directories for the integration tests of every crate in the
-//! workspace, which include this file by path (it is no test target itself:
-//! cargo builds only the files directly in `tests/`).
+//! workspace.
 
 use std::path::Path;
 
@@ -8,7 +7,8 @@ use tempfile::TempDir;
 
 /// A fresh directory for pool files, in `/dev/shm` when it exists (memory,
 /// like persistent memory, and no disk writes), else in the temp directory.
-pub(crate) fn scratch(prefix: &str) -> TempDir {
+#[must_use]
+pub fn scratch(prefix: &str) -> TempDir {
     let mut builder = tempfile::Builder::new();
     builder.prefix(prefix);
     if Path::new("/dev/shm").is_dir()
