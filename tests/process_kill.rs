@@ -50,6 +50,8 @@ use std::time::Duration;
 use pmem::typed::inspect::{RedoState, inspect};
 use pmem::typed::{PPtr, PSlice, Persist, Pool};
 use pmem_testkit::scratch;
+use proptest::prelude::RngExt;
+use proptest::test_runner::{RngAlgorithm, TestRng};
 
 /// The environment variable that makes [`kill_worker`] the child's workload:
 /// the pool file's path.
@@ -423,21 +425,20 @@ fn wait_ready(child: &mut Child) -> bool {
         .any(|line| line.ends_with(READY))
 }
 
-/// A small generator for the delays, seeded from the clock and the process.
-struct Rng(u64);
+/// A seed for the delays from the clock and the process, so that runs differ
+/// (and a failure reports the seed that reproduces its delays).
+fn delay_seed() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    now.as_nanos() as u64 ^ u64::from(std::process::id()) << 32
+}
 
-impl Rng {
-    fn new() -> Self {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        Self(now.as_nanos() as u64 ^ u64::from(std::process::id()) << 32)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = mix(self.0);
-        self.0 % n
-    }
+/// The generator for the delays: proptest's ChaCha, seeded with `seed`.
+fn delay_rng(seed: u64) -> TestRng {
+    let mut bytes = [0; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
 }
 
 /// The two runs take turns: a child forked while the other run has its pool
@@ -452,8 +453,8 @@ fn run(force_pmem: bool) {
     let dir = scratch::scratch("pmem-kill");
     let path = dir.path().join("pool");
     drop(Pool::<Root>::create(&path, LAYOUT, POOL_SIZE).expect("create"));
-    let mut rng = Rng::new();
-    let seed = rng.0;
+    let seed = delay_seed();
+    let mut rng = delay_rng(seed);
     let mut parent = Parent {
         path,
         model: Model::default(),
@@ -468,7 +469,7 @@ fn run(force_pmem: bool) {
         // come during open and recovery; otherwise from the ready line.
         let ready = round % 2 == 0 || wait_ready(&mut child);
         if ready {
-            std::thread::sleep(Duration::from_micros(rng.below(20_000)));
+            std::thread::sleep(Duration::from_micros(rng.random_range(0..20_000)));
         }
         match child.try_wait().expect("try_wait") {
             None if ready => {

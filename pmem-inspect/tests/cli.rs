@@ -11,6 +11,8 @@ use pmem_testkit::scratch;
 use pmem_typed::inspect::inspect;
 use pmem_typed::layout::{CHUNK, PAGE, REDO_OFFSET, RedoKind, RedoRecord};
 use pmem_typed::{PPtr, PSlice, Persist, Pool};
+use proptest::prelude::Rng;
+use proptest::test_runner::{RngAlgorithm, TestRng};
 use serde_json::Value;
 
 #[derive(Clone, Copy, Persist)]
@@ -660,15 +662,8 @@ fn check_refuses_files_that_are_not_pools() {
 
     // Random bytes.
     let random = dir.path("random");
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let noise: Vec<u8> = (0..8192)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let mut noise = vec![0u8; 8192];
+    TestRng::deterministic_rng(RngAlgorithm::ChaCha).fill_bytes(&mut noise);
     std::fs::write(&random, &noise).unwrap();
     let out = run_on(&["check"], &random);
     assert_status(&out, 1);
