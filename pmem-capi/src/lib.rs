@@ -10,7 +10,7 @@
 //! Each function converts its arguments, calls the Rust implementation and
 //! reports errors the C way: a NULL or -1 return, `errno`, and a per-thread
 //! message from [`pmem_errormsg`]. No panic unwinds across the boundary: every
-//! entry point runs under [`catch_unwind`](std::panic::catch_unwind).
+//! entry point runs under [`catch_unwind`].
 //!
 //! Unlike libpmem's release build, which ignores unknown copy flags, the
 //! copies here reject them: nothing is written, `errno` is `EINVAL`, and NULL
