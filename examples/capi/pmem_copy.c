@@ -1,11 +1,12 @@
 /*
  * pmem_copy: copy a file into persistent memory with the libpmem C API,
- * served by pmem-capi's libpmem.so (pmem-sys behind PMDK's C ABI). Nothing
+ * served by pmem-capi's libpmem_capi.so (pmem-sys behind PMDK's C ABI). Nothing
  * here is specific to pmem-sys: the same source builds against PMDK's
  * libpmem.
  *
  *   cargo build --release -p pmem-capi
- *   ln -sf libpmem.so target/release/libpmem.so.1   # the SONAME it records
+ *   ln -sf libpmem_capi.so target/release/libpmem.so     # for -lpmem
+ *   ln -sf libpmem_capi.so target/release/libpmem.so.1   # the SONAME it records
  *   cc -O2 -Ipmem-capi/include examples/capi/pmem_copy.c \
  *      -Ltarget/release -lpmem -Wl,-rpath,$PWD/target/release -o pmem_copy
  *   ./pmem_copy SRC /dev/shm/copy.pmem

@@ -2,10 +2,11 @@
 //! [`pmem_sys`] and exported unmangled from a C library, so that programs
 //! written for PMDK's libpmem link against it unchanged.
 //!
-//! `cargo build --release -p pmem-capi` gives `target/release/libpmem.so`,
-//! whose SONAME is `libpmem.so.1`, like PMDK's. The header is
-//! `pmem-capi/include/libpmem.h`. This crate is a `cdylib` only: Rust code
-//! uses [`pmem_sys`] directly and never gets these symbols.
+//! `cargo build --release -p pmem-capi` gives
+//! `target/release/libpmem_capi.so`, whose SONAME is `libpmem.so.1`, like
+//! PMDK's. The header is `pmem-capi/include/libpmem.h`. Rust code uses
+//! [`pmem_sys`] directly and never gets these symbols: only a crate that
+//! depends on pmem-capi does.
 //!
 //! Each function converts its arguments, calls the Rust implementation and
 //! reports errors the C way: a NULL or -1 return, `errno`, and a per-thread

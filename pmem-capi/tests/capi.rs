@@ -1,6 +1,6 @@
 //! The C ABI, driven the way C programs use it.
 //!
-//! Cargo builds `libpmem.so` (this crate is a `cdylib`) next to this test
+//! Cargo builds `libpmem_capi.so` (this crate is a `cdylib`) next to this test
 //! binary. These tests check that it exports exactly the 23 functions of
 //! `libpmem.h` 1.1 and carries PMDK's SONAME, then compile the C programs in
 //! `tests/c/` with the system C compiler (`$CC`, default `cc`), link them to
@@ -85,12 +85,16 @@ fn c_sources() -> PathBuf {
         .join("c")
 }
 
-/// The `libpmem.so` cargo built for this test run.
+/// The `libpmem_capi.so` cargo built for this test run.
 ///
 /// The test binary lives in `target/<profile>/deps/`, where cargo also puts
 /// the library's cdylib; the copy one level up is used if that is missing.
 fn cdylib() -> PathBuf {
-    let name = format!("{}pmem{}", env::consts::DLL_PREFIX, env::consts::DLL_SUFFIX);
+    let name = format!(
+        "{}pmem_capi{}",
+        env::consts::DLL_PREFIX,
+        env::consts::DLL_SUFFIX
+    );
     let exe = env::current_exe().expect("the path of this test binary");
     let deps = exe
         .parent()
