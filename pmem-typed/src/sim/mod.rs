@@ -62,11 +62,12 @@ mod labels;
 mod medium;
 mod model;
 pub mod proptest;
+mod report;
+mod scenario;
 
-pub use explore::{
-    CrashChoice, Explorer, Failure, FailureKind, LineReport, PointReport, Scenario, StepResult,
-    Summary,
-};
+pub use explore::Explorer;
 pub use labels::pool_labels;
 pub use medium::{SimMedium, Site};
 pub use model::Profile;
+pub use report::{CrashChoice, Failure, FailureKind, LineReport, PointReport, Summary};
+pub use scenario::{Scenario, StepResult};
