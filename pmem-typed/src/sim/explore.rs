@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
+use proptest::prelude::RngExt;
+use proptest::test_runner::{RngAlgorithm, TestRng};
+
 use super::medium::{CHUNK, Log, SimMedium, Site};
 use super::model::{CrashPoint, Durable, Profile, crash_points};
 use super::report::{CrashChoice, Failure, FailureKind, LineReport, PointReport, Summary};
@@ -70,21 +73,13 @@ impl Default for Explorer {
         }
     }
 }
-/// A small deterministic generator (SplitMix64) for sampling.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
+/// The generator of one point's sample: ChaCha, keyed by `seed`, so that a
+/// seed always gives the same sample, on every platform and proptest version
+/// (`TestRng::from_seed` promises that stream).
+fn sampler(seed: u64) -> TestRng {
+    let mut key = [0; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    TestRng::from_seed(RngAlgorithm::ChaCha, &key)
 }
 
 /// The choices to check at one point: all of them within `budget`,
@@ -123,10 +118,10 @@ fn unordered_choices(point: &CrashPoint, budget: usize, seed: u64) -> (Vec<Vec<u
             }
         }
     }
-    let mut rng = Rng(seed);
+    let mut rng = sampler(seed);
     let mut sample = vec![vec![0; radix.len()], radix.iter().map(|r| r - 1).collect()];
     while sample.len() < budget {
-        sample.push(radix.iter().map(|&r| rng.below(r)).collect());
+        sample.push(radix.iter().map(|&r| rng.random_range(0..r)).collect());
     }
     (sample, false)
 }
@@ -608,4 +603,56 @@ fn medium_len(medium: &SimMedium) -> usize {
 
 fn medium_capacity(scenario: &Scenario<'_>) -> usize {
     scenario.capacity
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The crash point before the fence of a run that stores once into each
+    /// of `lines` lines and two more times into the first: `3 * 2^(lines-1)`
+    /// images.
+    fn point_before_fence(lines: usize) -> CrashPoint {
+        let mut medium = SimMedium::new(4096, 4096);
+        for line in 0..lines {
+            medium.store_u64(64 * line, 1);
+        }
+        medium.store_u64(8, 2);
+        medium.flush_range(0, 64 * lines);
+        medium.sfence();
+        let log = medium.take_log();
+        let base = vec![0; 4096];
+        crash_points(&base, 4096, &log, Profile::X86Adr, false).remove(0)
+    }
+
+    #[test]
+    fn within_budget_every_choice_once() {
+        let point = point_before_fence(3);
+        let (all, exhaustive) = choices(&point, 12, 1);
+        assert!(exhaustive);
+        assert_eq!(all.len(), 12);
+        let distinct: HashSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), 12);
+        assert_eq!(all[0], [0, 0, 0], "the image keeping nothing comes first");
+    }
+
+    #[test]
+    fn sampling_is_seeded_and_in_range() {
+        let point = point_before_fence(8);
+        let (sample, exhaustive) = choices(&point, 64, 0x5eed);
+        assert!(!exhaustive);
+        assert_eq!(sample.len(), 64);
+        // The same seed gives the same sample; another seed, another one.
+        assert_eq!(choices(&point, 64, 0x5eed).0, sample);
+        assert_ne!(choices(&point, 64, 0x5eee).0, sample);
+        // Every choice is valid, and both extremes are among them.
+        let radix: Vec<usize> = point.units.iter().map(|u| u.stores.len() + 1).collect();
+        assert!(
+            sample
+                .iter()
+                .all(|kept| kept.iter().zip(&radix).all(|(k, r)| k < r))
+        );
+        assert!(sample.contains(&vec![0; radix.len()]));
+        assert!(sample.contains(&radix.iter().map(|r| r - 1).collect()));
+    }
 }
