@@ -570,7 +570,7 @@ fn scenario<'a>(
 /// Explores `scenario` under every profile. Under the conservative profile,
 /// points with more than 512 images, and points of a crashed recovery with
 /// more than 16, are sampled (elsewhere the defaults apply): there the
-/// chunks of an entry or of a redo record persist in any subset, and those
+/// words of an entry or of a redo record persist in any subset, and those
 /// subsets test the pool's allocator, which pmem-typed's own tests explore.
 fn explore_all(name: &str, scenario: &Scenario<'_>) -> Vec<Summary> {
     PROFILES

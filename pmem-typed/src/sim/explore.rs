@@ -10,7 +10,7 @@ use std::time::Instant;
 use proptest::prelude::RngExt;
 use proptest::test_runner::{RngAlgorithm, TestRng};
 
-use super::medium::{CHUNK, Log, SimMedium, Site};
+use super::medium::{Log, SimMedium, Site, WORD};
 use super::model::{CrashPoint, Durable, Profile, crash_points};
 use super::report::{CrashChoice, Failure, FailureKind, LineReport, PointReport, Summary};
 use super::scenario::Scenario;
@@ -344,7 +344,7 @@ impl Explorer {
 
     /// Checks the images of `work` on a pool of workers. Each worker builds
     /// its images in place: it copies a point's durable image once, then for
-    /// each choice applies the kept stores and afterwards puts those chunks
+    /// each choice applies the kept stores and afterwards puts those words
     /// back. The failure reported is the first in `work` order, whatever the
     /// threads' timing.
     fn check_all(
@@ -553,24 +553,24 @@ impl Explorer {
 }
 
 /// Writes the stores `kept` keeps into `image` (which holds `point`'s
-/// durable image), returning the chunks written.
+/// durable image), returning the words written.
 fn apply_kept(image: &mut [u8], point: &CrashPoint, kept: &[usize]) -> Vec<u32> {
     let mut touched = Vec::new();
     for (unit, &k) in point.units.iter().zip(kept) {
         for store in &unit.stores[..k] {
-            let at = store.chunk as usize * CHUNK;
-            image[at..at + CHUNK].copy_from_slice(&store.value.to_le_bytes());
-            touched.push(store.chunk);
+            let at = store.word as usize * WORD;
+            image[at..at + WORD].copy_from_slice(&store.value.to_le_bytes());
+            touched.push(store.word);
         }
     }
     touched
 }
 
-/// Puts the durable bytes back into the chunks `apply_kept` wrote.
+/// Puts the durable bytes back into the words `apply_kept` wrote.
 fn restore(image: &mut [u8], durable: &[u8], touched: &[u32]) {
-    for &chunk in touched {
-        let at = chunk as usize * CHUNK;
-        image[at..at + CHUNK].copy_from_slice(&durable[at..at + CHUNK]);
+    for &word in touched {
+        let at = word as usize * WORD;
+        image[at..at + WORD].copy_from_slice(&durable[at..at + WORD]);
     }
 }
 

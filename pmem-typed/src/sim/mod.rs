@@ -2,7 +2,7 @@
 //! power failure at any point (feature `sim`).
 //!
 //! A [`Scenario`] runs on a [`SimMedium`], which records every store (in
-//! 8-byte chunks), flush and fence. The [`Explorer`] then places a crash
+//! 8-byte words), flush and fence. The [`Explorer`] then places a crash
 //! before every fence (and, optionally, before every store), works out every
 //! durable image the hardware [`Profile`] allows there — each cache line with
 //! pending writes keeps some prefix of them — and checks each image after
