@@ -543,7 +543,7 @@ impl SimMedium {
     ///         0 | u64::MAX => Ok(()),
     ///         torn => Err(format!("torn: {torn:#x}").into()),
     ///     });
-    /// let summary = Explorer::new(Profile::Conservative).explore(&scenario)?;
+    /// let summary = Explorer::new().profile(Profile::Conservative).explore(&scenario)?;
     /// assert_eq!(summary.images, 2); // before and after
     /// # Ok(()) }
     /// ```

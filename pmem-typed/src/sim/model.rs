@@ -31,7 +31,7 @@ use crate::layout::LINE;
 ///             (flag, value) => Err(format!("flag {flag} with value {value}").into()),
 ///         })
 /// };
-/// let safe_on = |profile, value_at| Explorer::new(profile).explore(&publish(value_at)).is_ok();
+/// let safe_on = |profile, value_at| Explorer::new().profile(profile).explore(&publish(value_at)).is_ok();
 /// // In other lines: lines are written back in any order, unless caches are persistent.
 /// assert!(safe_on(Profile::Eadr, 64));
 /// assert!(!safe_on(Profile::X86Adr, 64));

@@ -27,12 +27,13 @@ use super::medium::Site;
 /// });
 /// let all = Explorer::default().explore(&scenario)?;
 /// assert_eq!((all.crash_points, all.exhaustive_points, all.images), (2, 2, 256));
-/// let sampled = Explorer { budget: 16, ..Explorer::default() }.explore(&scenario)?;
+/// let sampled = Explorer::new().budget(16).explore(&scenario)?;
 /// assert_eq!(sampled.sampled_points, 1);
 /// assert!(sampled.images <= 16);
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Summary {
     /// Crash points in the workload.
     pub crash_points: usize,
@@ -159,6 +160,7 @@ pub struct CrashChoice {
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LineReport {
     /// Offset of the line.
     pub offset: usize,
@@ -203,6 +205,7 @@ pub struct LineReport {
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PointReport {
     /// Index of the crash point.
     pub index: usize,
@@ -280,6 +283,7 @@ pub enum FailureKind {
 /// assert!(report.contains("replay: Explorer { profile: Profile::X86Adr"));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Failure {
     /// What failed.
     pub kind: FailureKind,
