@@ -570,20 +570,19 @@ fn scenario<'a>(
 /// Explores `scenario` under every profile. Under the conservative profile,
 /// points with more than 512 images, and points of a crashed recovery with
 /// more than 16, are sampled (elsewhere the defaults apply): there the
-/// chunks of an entry or of a redo record persist in any subset, and those
+/// words of an entry or of a redo record persist in any subset, and those
 /// subsets test the pool's allocator, which pmem-typed's own tests explore.
 fn explore_all(name: &str, scenario: &Scenario<'_>) -> Vec<Summary> {
     PROFILES
         .iter()
         .map(|&profile| {
             let explorer = if profile == Profile::Conservative {
-                Explorer {
-                    budget: 512,
-                    recovery_budget: 16,
-                    ..Explorer::new(profile)
-                }
+                Explorer::new()
+                    .profile(profile)
+                    .budget(512)
+                    .recovery_budget(16)
             } else {
-                Explorer::new(profile)
+                Explorer::new().profile(profile)
             };
             let summary = explorer
                 .explore(scenario)
@@ -809,7 +808,8 @@ fn a_non_atomic_update_is_caught() {
             }
         })
         .labels(pool_labels::<MapRoot>);
-    let failure = Explorer::new(Profile::X86Adr)
+    let failure = Explorer::new()
+        .profile(Profile::X86Adr)
         .explore(&scenario)
         .expect_err("a crash between the remove and the insert loses the key");
     assert!(failure.message.contains("{2: 1}"), "{failure}");
@@ -825,7 +825,8 @@ fn opening_without_the_repairs_is_caught() {
         Pool::<MapRoot, _>::open_on(m, LAYOUT)?;
         Ok(())
     });
-    let failure = Explorer::new(Profile::X86Adr)
+    let failure = Explorer::new()
+        .profile(Profile::X86Adr)
         .explore(&scenario)
         .expect_err("without the map's repairs some crash must break the invariant");
     println!("caught as expected: {failure}");
@@ -852,7 +853,7 @@ proptest! {
         profile in prop::sample::select(PROFILES.to_vec()),
     ) {
         let setup = vec![Step::Insert(1, 1), Step::Insert(2, 1), Step::Insert(3, 1)];
-        Explorer::new(profile)
+        Explorer::new().profile(profile)
             .replay(&scenario(2, setup, run, None), &crash)
             .map_err(|failure| TestCaseError::fail(failure.to_string()))?;
     }

@@ -247,7 +247,8 @@ fn workload() -> Vec<Vec<u8>> {
 const PROFILES: [Profile; 3] = [Profile::X86Adr, Profile::Eadr, Profile::Conservative];
 
 fn explore(scenario: &Scenario<'_>, profile: Profile) -> Summary {
-    let summary = Explorer::new(profile)
+    let summary = Explorer::new()
+        .profile(profile)
         .explore(scenario)
         .unwrap_or_else(|failure| panic!("{profile:?}: {failure}"));
     println!("log, {profile:?}: {summary}");
@@ -312,7 +313,8 @@ fn the_invariant_catches_a_length_bumped_first() {
             }
         });
     for profile in [Profile::X86Adr, Profile::Conservative] {
-        let failure = Explorer::new(profile)
+        let failure = Explorer::new()
+            .profile(profile)
             .explore(&scenario)
             .expect_err("a length bumped before its entry must be caught");
         assert_eq!(failure.kind, FailureKind::Crash, "{failure}");
@@ -337,7 +339,7 @@ proptest! {
         profile in profiles(),
         appends in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..48), 1..7),
     ) {
-        Explorer::new(profile)
+        Explorer::new().profile(profile)
             .replay(&log_scenario(appends, CAPACITY), &crash)
             .map_err(|failure| TestCaseError::fail(failure.to_string()))?;
     }

@@ -280,7 +280,8 @@ fn the_queue_survives_any_crash() {
         let (initial, ops) = workload();
         let scenario = queue_scenario(initial, ops, the_example, repair);
         for profile in [Profile::X86Adr, Profile::Eadr, Profile::Conservative] {
-            let summary = Explorer::new(profile)
+            let summary = Explorer::new()
+                .profile(profile)
                 .explore(&scenario)
                 .unwrap_or_else(|failure| panic!("{profile:?}, repair {repair}: {failure}"));
             println!("queue, {profile:?}, recovery opens the queue: {repair}: {summary}");
@@ -327,7 +328,8 @@ fn the_invariant_catches_a_tail_moved_too_late() {
             repair,
         );
         for profile in [Profile::X86Adr, Profile::Conservative] {
-            let failure = Explorer::new(profile)
+            let failure = Explorer::new()
+                .profile(profile)
                 .explore(&scenario)
                 .expect_err("a tail left on a freed node must be caught");
             assert_eq!(failure.kind, FailureKind::Crash, "{failure}");
@@ -365,7 +367,7 @@ proptest! {
         ops in ops(),
         repair in any::<bool>(),
     ) {
-        Explorer::new(profile)
+        Explorer::new().profile(profile)
             .replay(&queue_scenario(initial, ops, the_example, repair), &crash)
             .map_err(|failure| TestCaseError::fail(failure.to_string()))?;
     }

@@ -185,7 +185,8 @@ const WORKLOAD: [(&str, u64); 4] = [
 fn counter_and_record_survive_any_crash() {
     let scenario = quickstart_scenario(WORKLOAD.to_vec(), the_example);
     for profile in [Profile::X86Adr, Profile::Eadr, Profile::Conservative] {
-        let summary: Summary = Explorer::new(profile)
+        let summary: Summary = Explorer::new()
+            .profile(profile)
             .explore(&scenario)
             .unwrap_or_else(|failure| panic!("{profile:?}: {failure}"));
         println!("quickstart, {profile:?}: {summary}");
@@ -217,7 +218,8 @@ fn counter_first(pool: &mut SimPool<'_>, name: &str, now: u64) -> StepResult {
 fn the_invariant_catches_a_counter_bumped_first() {
     let scenario = quickstart_scenario(WORKLOAD.to_vec(), counter_first);
     for profile in [Profile::X86Adr, Profile::Conservative] {
-        let failure = Explorer::new(profile)
+        let failure = Explorer::new()
+            .profile(profile)
             .explore(&scenario)
             .expect_err("a counter bumped before the record must be caught");
         assert_eq!(failure.kind, FailureKind::Crash, "{failure}");
@@ -252,7 +254,7 @@ proptest! {
                 (NAMES[name], now)
             })
             .collect();
-        Explorer::new(profile)
+        Explorer::new().profile(profile)
             .replay(&quickstart_scenario(visits, the_example), &crash)
             .map_err(|failure| TestCaseError::fail(failure.to_string()))?;
     }

@@ -12,7 +12,7 @@
 //!
 //! Every path is absolute: `::core::...` or through the crate path
 //! (`::pmem_typed` unless `#[pmem(crate = "...")]` says otherwise), whose
-//! `persist::__private` module holds the helpers the generated code needs.
+//! hidden `__private` module holds the helpers the generated code needs.
 //!
 //! Type-level facts are asserted at compile time, each with tokens spanned at
 //! the field it is about, so that rustc's error lands on that field:
@@ -48,7 +48,7 @@ pub(crate) fn expand(input: &PersistStruct) -> TokenStream {
         #fields_struct
 
         const _: () = {
-            use #krate::persist::__private as __p;
+            use #krate::__private as __p;
 
             #assertions
             #impls

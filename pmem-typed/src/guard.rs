@@ -23,7 +23,7 @@ use crate::medium::Medium;
 /// # Examples
 ///
 /// ```
-/// use pmem_typed::guard::PodView;
+/// use pmem_typed::PodView;
 /// // A guard compares these bytes before and after to find the lines that changed.
 /// assert_eq!(0x0102_u16.pod_bytes(), &0x0102_u16.to_ne_bytes());
 /// assert_eq!([7_u32; 3][..].pod_bytes().len(), 12);
@@ -34,7 +34,7 @@ pub trait PodView {
     /// # Examples
     ///
     /// ```
-    /// use pmem_typed::guard::PodView;
+    /// use pmem_typed::PodView;
     /// use pmem_typed::{PPtr, Persist};
     ///
     /// #[derive(Clone, Copy, Persist)]

@@ -111,16 +111,19 @@
 #[allow(unused_extern_crates)]
 extern crate self as pmem_typed;
 
+// Each item has one path: these modules are private and their public items
+// are re-exported below; the public modules hold what does not belong at the
+// root (the inspector, the on-media layout, the crash simulator).
 mod alloc;
 mod check;
-pub mod error;
-pub mod guard;
+mod error;
+mod guard;
 pub mod inspect;
 pub mod layout;
-pub mod medium;
-pub mod persist;
+mod medium;
+mod persist;
 mod pool;
-pub mod pptr;
+mod pptr;
 mod resolve;
 #[cfg(feature = "sim")]
 pub mod sim;
@@ -128,9 +131,12 @@ pub mod sim;
 pub use alloc::{ClassStats, HeapStats, RunStats};
 pub use check::CheckReport;
 pub use error::{Error, FieldDifference, FileKind, PointerProblem, Result};
-pub use guard::{DisjointGuard, Guard};
+pub use guard::{DisjointGuard, Guard, PodView};
 pub use medium::{FileMedium, Medium};
 pub use persist::{FieldInfo, Persist, Tracer, TypeLayout};
+// What `derive(Persist)` expands to; not public API.
+#[doc(hidden)]
+pub use persist::__private;
 
 /// # Examples
 ///
@@ -159,8 +165,6 @@ pub use persist::{FieldInfo, Persist, Tracer, TypeLayout};
 pub use pmem_macros::Persist;
 pub use pool::{Pool, PoolInfo};
 pub use pptr::{PPtr, PSlice};
-
-pub use pmem_sys;
 
 /// `n` and `noun`, plural unless `n` is 1: "1 block", "2 blocks".
 pub(crate) fn counted(n: u64, noun: &str) -> String {

@@ -509,7 +509,7 @@ impl FileMedium {
     /// # Examples
     ///
     /// ```
-    /// use pmem_typed::pmem_sys::raw;
+    /// use pmem_sys::raw;
     /// use pmem_typed::{FileMedium, Medium};
     ///
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {

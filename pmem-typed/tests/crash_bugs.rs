@@ -57,7 +57,7 @@ fn flag_implies_value(m: &SimMedium) -> Result<(), String> {
 /// Explores `scenario` under `profile` and returns the failure it must find.
 #[track_caller]
 fn caught(scenario: &Scenario<'_>, profile: Profile) -> Failure {
-    match Explorer::new(profile).explore(scenario) {
+    match Explorer::new().profile(profile).explore(scenario) {
         Err(failure) => {
             let report = failure.to_string();
             // Shown with `--nocapture`: what a person reading a failure sees.
@@ -78,7 +78,7 @@ fn caught(scenario: &Scenario<'_>, profile: Profile) -> Failure {
 
 #[track_caller]
 fn passes(scenario: &Scenario<'_>, profile: Profile) {
-    if let Err(failure) = Explorer::new(profile).explore(scenario) {
+    if let Err(failure) = Explorer::new().profile(profile).explore(scenario) {
         panic!("false positive under {profile:?}:\n{failure}");
     }
 }
@@ -467,10 +467,7 @@ fn recovery_that_writes_without_persisting() {
     assert!(failure.to_string().contains("during recovery"), "{failure}");
     passes(&recovery_scenario(true), Profile::X86Adr);
     // Without crashing recovery, the bug is invisible.
-    let blind = Explorer {
-        recovery_crashes: false,
-        ..Explorer::default()
-    };
+    let blind = Explorer::new().recovery_crashes(false);
     assert!(blind.explore(&recovery_scenario(false)).is_ok());
 }
 

@@ -221,7 +221,7 @@ proptest! {
     #[test]
     fn stack_operations_survive_any_crash(crash in crash_choices(), ops in ops(),
                                           profile in prop::sample::select(vec![Profile::X86Adr, Profile::Eadr, Profile::Conservative])) {
-        Explorer::new(profile)
+        Explorer::new().profile(profile)
             .replay(&stack_scenario(&ops), &crash)
             .map_err(|failure| TestCaseError::fail(failure.to_string()))?;
     }

@@ -115,7 +115,8 @@ fn explore_all(scenario: &Scenario<'_>) -> Vec<Summary> {
     PROFILES
         .iter()
         .map(|&profile| {
-            Explorer::new(profile)
+            Explorer::new()
+                .profile(profile)
                 .explore(scenario)
                 .unwrap_or_else(|failure| panic!("{profile:?}: {failure}"))
         })

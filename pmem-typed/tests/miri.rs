@@ -118,12 +118,11 @@ fn the_explorer_checks_a_pool_protocol_on_worker_threads() {
             }
             Ok(())
         });
-    let explorer = Explorer {
-        threads: 2,
-        budget: 8,
-        recovery_budget: 2,
-        ..Explorer::new(Profile::X86Adr)
-    };
+    let explorer = Explorer::new()
+        .profile(Profile::X86Adr)
+        .threads(2)
+        .budget(8)
+        .recovery_budget(2);
     let summary = explorer
         .explore(&scenario)
         .unwrap_or_else(|failure| panic!("{failure}"));

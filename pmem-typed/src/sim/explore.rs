@@ -3,365 +3,25 @@
 //! recovery, including images of crashes during recovery.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::medium::{CHUNK, Log, SimMedium, Site};
+use proptest::prelude::RngExt;
+use proptest::test_runner::{RngAlgorithm, TestRng};
+
+use super::medium::{Log, SimMedium, Site, WORD};
 use super::model::{CrashPoint, Durable, Profile, crash_points};
+use super::report::{CrashChoice, Failure, FailureKind, LineReport, PointReport, Summary};
+use super::scenario::Scenario;
 use crate::layout::LINE;
 
-/// What a scenario's steps return: `Ok(())`, or any error, so that `?` works
-/// on pmem-typed's errors and `Err("why".into())` on a message.
+/// How to explore: the settings, and the search itself.
 ///
-/// # Examples
-///
-/// A step as a function: it gets the medium with `&mut`, so a pool it opens
-/// borrows the medium for the step.
-///
-/// ```
-/// use pmem_typed::sim::{Explorer, FailureKind, Scenario, SimMedium, StepResult};
-/// use pmem_typed::{Persist, Pool};
-///
-/// #[derive(Clone, Copy, Persist)]
-/// #[repr(C)]
-/// struct Root { n: u64 }
-///
-/// fn check(m: &mut SimMedium) -> StepResult {
-///     let pool = Pool::<Root, _>::open_on(m, "steps")?; // `?` on pmem-typed's error
-///     match pool.get(pool.root())?.n {
-///         0 | 1 => Ok(()),
-///         n => Err(format!("n is {n}").into()), // a message
-///     }
-/// }
-///
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let scenario = Scenario::new(64 << 10)
-///     .setup(|m| {
-///         Pool::create_on(m, "steps", Root { n: 0 })?;
-///         Ok(())
-///     })
-///     .run(|m| {
-///         let mut pool = Pool::<Root, _>::open_on(m, "steps")?;
-///         pool.set(pool.root().fields().n, 1)?;
-///         Ok(())
-///     })
-///     .check(check);
-/// Explorer::default().explore(&scenario)?;
-///
-/// // Without the set-up there is no pool: the error `?` passed on fails the check.
-/// let failure = Explorer::default()
-///     .explore(&Scenario::new(64 << 10).check(check))
-///     .expect_err("nothing to open");
-/// assert_eq!(failure.kind, FailureKind::NoCrash);
-/// assert!(failure.message.starts_with("invariant violated: "), "{failure}");
-/// # Ok(()) }
-/// ```
-pub type StepResult = Result<(), Box<dyn std::error::Error>>;
-
-type Step<'a> = Box<dyn Fn(&mut SimMedium) -> StepResult + Send + Sync + 'a>;
-type Labeler<'a> = Box<dyn Fn(&[u8], usize) -> Option<String> + Send + Sync + 'a>;
-
-/// A program to check for crash consistency, in four steps.
-///
-/// - `setup` runs first and is taken as durable (it is not crashed);
-/// - `run` is the workload: it is recorded, and crashes are placed in it;
-/// - `recover` runs on every crash image (for a pool: opening it);
-/// - `check` then states the invariant, on the recovered memory.
-///
-/// # Examples
-///
-/// ```
-/// use pmem_typed::sim::{Explorer, Scenario};
-/// // Publish a value behind a flag: value first, persisted, then the flag.
-/// let scenario = Scenario::new(4096)
-///     .run(|m| {
-///         m.store_u64(64, 42);
-///         m.flush_range(64, 8);
-///         m.sfence();
-///         m.store_u64(0, 1);
-///         m.flush_range(0, 8);
-///         m.sfence();
-///         Ok(())
-///     })
-///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
-///         (1, 42) | (0, _) => Ok(()),
-///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
-///     });
-/// let summary = Explorer::default().explore(&scenario).expect("consistent");
-/// assert!(summary.images >= 3);
-/// ```
-pub struct Scenario<'a> {
-    size: usize,
-    capacity: usize,
-    setup: Step<'a>,
-    run: Step<'a>,
-    recover: Step<'a>,
-    check: Step<'a>,
-    labels: Labeler<'a>,
-}
-
-impl fmt::Debug for Scenario<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Scenario")
-            .field("size", &self.size)
-            .field("capacity", &self.capacity)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<'a> Scenario<'a> {
-    /// A scenario on a zeroed medium of `size` bytes, whose steps do nothing.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use pmem_typed::sim::{Explorer, Scenario};
-    ///
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// // Nothing to crash: one crash point (the end), one image.
-    /// let empty = Scenario::new(4096).check(|m| match m.live().iter().all(|&b| b == 0) {
-    ///     true => Ok(()),
-    ///     false => Err("not zeroed".into()),
-    /// });
-    /// let summary = Explorer::default().explore(&empty)?;
-    /// assert_eq!((summary.crash_points, summary.images), (1, 1));
-    /// # Ok(()) }
-    /// ```
-    #[must_use]
-    pub fn new(size: usize) -> Self {
-        let nothing = || -> Step<'a> { Box::new(|_| Ok(())) };
-        Self {
-            size,
-            capacity: size,
-            setup: nothing(),
-            run: nothing(),
-            recover: nothing(),
-            check: nothing(),
-            labels: Box::new(|_, _| None),
-        }
-    }
-
-    /// Lets the medium grow to `capacity` bytes (for `Pool::grow`).
-    ///
-    /// # Examples
-    ///
-    /// A crash while a pool grows leaves it at its old size or its new one:
-    ///
-    /// ```
-    /// use pmem_typed::sim::{Explorer, Scenario};
-    /// use pmem_typed::{Persist, Pool};
-    ///
-    /// #[derive(Clone, Copy, Persist)]
-    /// #[repr(C)]
-    /// struct Root { n: u64 }
-    ///
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let scenario = Scenario::new(64 << 10)
-    ///     .capacity(128 << 10)
-    ///     .setup(|m| {
-    ///         Pool::create_on(m, "grow", Root { n: 0 })?;
-    ///         Ok(())
-    ///     })
-    ///     .run(|m| {
-    ///         Pool::<Root, _>::open_on(m, "grow")?.grow(128 << 10)?;
-    ///         Ok(())
-    ///     })
-    ///     .check(|m| {
-    ///         let pool = Pool::<Root, _>::open_on(m, "grow")?;
-    ///         match pool.size() {
-    ///             size if size == 64 << 10 || size == 128 << 10 => Ok(()),
-    ///             size => Err(format!("size {size}").into()),
-    ///         }
-    ///     });
-    /// Explorer::default().explore(&scenario)?;
-    /// # Ok(()) }
-    /// ```
-    #[must_use]
-    pub fn capacity(mut self, capacity: usize) -> Self {
-        self.capacity = capacity.max(self.size);
-        self
-    }
-
-    /// The set-up, taken as durable.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use pmem_typed::sim::{Explorer, Scenario, SimMedium, StepResult};
-    ///
-    /// let seven = |m: &mut SimMedium| -> StepResult {
-    ///     match m.read_u64(0) {
-    ///         7 => Ok(()),
-    ///         other => Err(format!("found {other}").into()),
-    ///     }
-    /// };
-    /// // Stored in the set-up, never flushed, yet never lost.
-    /// let store = |m: &mut SimMedium| -> StepResult {
-    ///     m.store_u64(0, 7);
-    ///     Ok(())
-    /// };
-    /// let in_setup = Scenario::new(4096).setup(store).check(seven);
-    /// assert!(Explorer::default().explore(&in_setup).is_ok());
-    /// // The same store in the workload can be.
-    /// let in_run = Scenario::new(4096).run(store).check(seven);
-    /// assert!(Explorer::default().explore(&in_run).is_err());
-    /// ```
-    #[must_use]
-    pub fn setup(mut self, f: impl Fn(&mut SimMedium) -> StepResult + Send + Sync + 'a) -> Self {
-        self.setup = Box::new(f);
-        self
-    }
-
-    /// The workload to crash.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use pmem_typed::sim::{Explorer, Scenario};
-    ///
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// // A counter bumped three times, each bump persisted.
-    /// let scenario = Scenario::new(4096)
-    ///     .run(|m| {
-    ///         for n in 1..=3 {
-    ///             m.store_u64(0, n);
-    ///             m.flush_range(0, 8);
-    ///             m.sfence();
-    ///         }
-    ///         Ok(())
-    ///     })
-    ///     .check(|m| match m.read_u64(0) {
-    ///         0..=3 => Ok(()),
-    ///         n => Err(format!("counter {n}").into()),
-    ///     });
-    /// let summary = Explorer::default().explore(&scenario)?;
-    /// assert_eq!(summary.images, 4); // the counter at 0, 1, 2 and 3
-    /// # Ok(()) }
-    /// ```
-    #[must_use]
-    pub fn run(mut self, f: impl Fn(&mut SimMedium) -> StepResult + Send + Sync + 'a) -> Self {
-        self.run = Box::new(f);
-        self
-    }
-
-    /// Recovery, run on every crash image before the check.
-    ///
-    /// # Examples
-    ///
-    /// Rolling back what was not committed:
-    ///
-    /// ```
-    /// use pmem_typed::sim::{Explorer, Scenario};
-    ///
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let scenario = |recover: bool| {
-    ///     Scenario::new(4096)
-    ///         .run(|m| {
-    ///             m.store_u64(64, 42);
-    ///             m.flush_range(64, 8);
-    ///             m.sfence();
-    ///             m.store_u64(0, 1); // commit
-    ///             m.flush_range(0, 8);
-    ///             m.sfence();
-    ///             Ok(())
-    ///         })
-    ///         .recover(move |m| {
-    ///             if recover && m.read_u64(0) == 0 {
-    ///                 m.store_u64(64, 0); // not committed: roll back
-    ///                 m.flush_range(64, 8);
-    ///                 m.sfence();
-    ///             }
-    ///             Ok(())
-    ///         })
-    ///         .check(|m| match (m.read_u64(0), m.read_u64(64)) {
-    ///             (0, 0) | (1, 42) => Ok(()),
-    ///             (flag, value) => Err(format!("flag {flag} with value {value}").into()),
-    ///         })
-    /// };
-    /// assert!(Explorer::default().explore(&scenario(false)).is_err());
-    /// let summary = Explorer::default().explore(&scenario(true))?;
-    /// assert!(summary.recovery_images > 0); // recovery was crashed too
-    /// # Ok(()) }
-    /// ```
-    #[must_use]
-    pub fn recover(mut self, f: impl Fn(&mut SimMedium) -> StepResult + Send + Sync + 'a) -> Self {
-        self.recover = Box::new(f);
-        self
-    }
-
-    /// The invariant, checked after recovery.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use pmem_typed::sim::{Explorer, Scenario};
-    ///
-    /// // Wrong: the flag is persisted before the value it publishes.
-    /// let scenario = Scenario::new(4096)
-    ///     .run(|m| {
-    ///         m.store_u64(0, 1);
-    ///         m.flush_range(0, 8);
-    ///         m.sfence();
-    ///         m.store_u64(64, 42);
-    ///         m.flush_range(64, 8);
-    ///         m.sfence();
-    ///         Ok(())
-    ///     })
-    ///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
-    ///         (0, _) | (1, 42) => Ok(()),
-    ///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
-    ///     });
-    /// let failure = Explorer::default().explore(&scenario).expect_err("the value can be lost");
-    /// assert_eq!(failure.message, "invariant violated: flag 1 with value 0");
-    /// ```
-    #[must_use]
-    pub fn check(mut self, f: impl Fn(&mut SimMedium) -> StepResult + Send + Sync + 'a) -> Self {
-        self.check = Box::new(f);
-        self
-    }
-
-    /// Names what lives at an offset (for reports): given the image and the
-    /// offset of a line, a label such as "root field `head`".
-    ///
-    /// # Examples
-    ///
-    /// See [`pool_labels`](super::pool_labels) for pools.
-    ///
-    /// ```
-    /// use pmem_typed::sim::{Explorer, Scenario};
-    ///
-    /// // Wrong: the flag (line 0) and the value (line 0x40) are persisted together.
-    /// let scenario = Scenario::new(4096)
-    ///     .run(|m| {
-    ///         m.store_u64(0, 1);
-    ///         m.store_u64(64, 42);
-    ///         m.flush_range(0, 128);
-    ///         m.sfence();
-    ///         Ok(())
-    ///     })
-    ///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
-    ///         (0, _) | (1, 42) => Ok(()),
-    ///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
-    ///     })
-    ///     .labels(|_image, offset| match offset {
-    ///         0 => Some("flag".to_string()),
-    ///         64 => Some("value".to_string()),
-    ///         _ => None,
-    ///     });
-    /// let failure = Explorer::default().explore(&scenario).expect_err("no order");
-    /// let report = failure.to_string();
-    /// assert!(report.contains("line 0x40 (value): LOST its pending store"), "{report}");
-    /// ```
-    #[must_use]
-    pub fn labels(mut self, f: impl Fn(&[u8], usize) -> Option<String> + Send + Sync + 'a) -> Self {
-        self.labels = Box::new(f);
-        self
-    }
-}
-
-/// How to explore.
+/// Build one with [`Explorer::new`] and the methods that set one setting
+/// each; the fields are public to read (a [`Failure`] carries the explorer
+/// that found it), and new settings may be added, so a struct literal is
+/// not possible outside this crate.
 ///
 /// # Examples
 ///
@@ -379,15 +39,15 @@ impl<'a> Scenario<'a> {
 /// });
 /// // Crashes before the fence and at the end, by default.
 /// assert_eq!(Explorer::default().explore(&scenario)?.crash_points, 2);
-/// let thorough = Explorer {
-///     every_store: true, // and before each store
-///     threads: 1,
-///     ..Explorer::new(Profile::X86Adr)
-/// };
+/// let thorough = Explorer::new()
+///     .profile(Profile::X86Adr)
+///     .every_store(true) // and before each store
+///     .threads(1);
 /// assert_eq!(thorough.explore(&scenario)?.crash_points, 6);
 /// # Ok(()) }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Explorer {
     /// The persistence model.
     pub profile: Profile,
@@ -418,386 +78,13 @@ impl Default for Explorer {
         }
     }
 }
-
-/// What an exploration did.
-///
-/// # Examples
-///
-/// ```
-/// use pmem_typed::sim::{Explorer, Scenario};
-///
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// // Eight lines, each with one store pending at the fence: 2^8 images.
-/// let scenario = Scenario::new(4096).run(|m| {
-///     for line in 0..8 {
-///         m.store_u64(64 * line, 1);
-///     }
-///     m.flush_range(0, 512);
-///     m.sfence();
-///     Ok(())
-/// });
-/// let all = Explorer::default().explore(&scenario)?;
-/// assert_eq!((all.crash_points, all.exhaustive_points, all.images), (2, 2, 256));
-/// let sampled = Explorer { budget: 16, ..Explorer::default() }.explore(&scenario)?;
-/// assert_eq!(sampled.sampled_points, 1);
-/// assert!(sampled.images <= 16);
-/// # Ok(()) }
-/// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Summary {
-    /// Crash points in the workload.
-    pub crash_points: usize,
-    /// Distinct images checked (after recovery) from workload crashes.
-    pub images: usize,
-    /// Crash points whose images were all checked.
-    pub exhaustive_points: usize,
-    /// Crash points where images were sampled.
-    pub sampled_points: usize,
-    /// Distinct images checked from crashes during recovery.
-    pub recovery_images: usize,
-    /// Time spent.
-    pub elapsed: Duration,
-}
-
-impl Summary {
-    /// Images (of both kinds) checked per second.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use pmem_typed::sim::{Explorer, Scenario};
-    ///
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let scenario = Scenario::new(4096).run(|m| {
-    ///     m.store(0, &[1; 512]);
-    ///     m.flush_range(0, 512);
-    ///     m.sfence();
-    ///     Ok(())
-    /// });
-    /// let summary = Explorer::default().explore(&scenario)?;
-    /// assert!(summary.images_per_second() > 0.0);
-    /// println!("{summary}"); // "... images, ... images/s"
-    /// # Ok(()) }
-    /// ```
-    #[must_use]
-    pub fn images_per_second(&self) -> f64 {
-        (self.images + self.recovery_images) as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-}
-
-impl fmt::Display for Summary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} crash points ({} exhaustive, {} sampled), {} images, {} recovery-crash images, {:.0} images/s",
-            self.crash_points,
-            self.exhaustive_points,
-            self.sampled_points,
-            self.images,
-            self.recovery_images,
-            self.images_per_second()
-        )
-    }
-}
-
-/// A crash to replay: the crash point, and how many of each pending unit's
-/// stores persisted. Values are reduced modulo what exists, so any value is
-/// a valid choice (which is what lets proptest generate and shrink them).
-///
-/// # Examples
-///
-/// ```
-/// use pmem_typed::sim::{CrashChoice, Explorer, Scenario};
-///
-/// // Wrong: the flag (line 0) and the value (line 0x40) are persisted together.
-/// let scenario = Scenario::new(4096)
-///     .run(|m| {
-///         m.store_u64(0, 1);
-///         m.store_u64(64, 42);
-///         m.flush_range(0, 128);
-///         m.sfence();
-///         Ok(())
-///     })
-///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
-///         (0, _) | (1, 42) => Ok(()),
-///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
-///     });
-/// let explorer = Explorer::default();
-/// // Point 0 is before the fence; the pending units are the flag's line, then the value's.
-/// let flag_only = CrashChoice { point: 0, kept: vec![1, 0] };
-/// assert!(explorer.replay(&scenario, &flag_only).is_err());
-/// let value_only = CrashChoice { point: 0, kept: vec![0, 1] };
-/// assert!(explorer.replay(&scenario, &value_only).is_ok());
-/// // Values wrap around (2 points; 1 store pending per line): `flag_only` again.
-/// let wrapped = CrashChoice { point: 2, kept: vec![3, 2] };
-/// assert!(explorer.replay(&scenario, &wrapped).is_err());
-/// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct CrashChoice {
-    /// Index of the crash point (modulo their number).
-    pub point: usize,
-    /// Per pending unit, stores kept (modulo its pending count + 1); missing
-    /// entries keep none.
-    pub kept: Vec<usize>,
-}
-
-/// Stores of one line that had not necessarily persisted at the crash.
-///
-/// # Examples
-///
-/// ```
-/// use pmem_typed::sim::{Explorer, Scenario};
-///
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// // Wrong: the flag (line 0) and the value (line 0x40) are persisted together.
-/// let scenario = Scenario::new(4096)
-///     .run(|m| {
-///         m.store_u64(0, 1);
-///         m.store_u64(64, 42);
-///         m.flush_range(0, 128);
-///         m.sfence();
-///         Ok(())
-///     })
-///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
-///         (0, _) | (1, 42) => Ok(()),
-///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
-///     });
-/// let failure = Explorer::default().explore(&scenario).expect_err("no order");
-/// let point = failure.point.ok_or("a crash point")?;
-/// let lines: Vec<_> = point.lines.iter().map(|l| (l.offset, l.kept, l.pending)).collect();
-/// assert_eq!(lines, [(0, 1, 1), (64, 0, 1)]); // the flag kept, the value lost
-/// assert_eq!(point.lines[1].sites[0].operation, "SimMedium::store_u64");
-/// # Ok(()) }
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LineReport {
-    /// Offset of the line.
-    pub offset: usize,
-    /// What lives there, if the scenario says.
-    pub label: Option<String>,
-    /// Stores kept.
-    pub kept: usize,
-    /// Stores pending.
-    pub pending: usize,
-    /// Where the pending stores came from.
-    pub sites: Vec<Site>,
-}
-
-/// A crash point, described.
-///
-/// # Examples
-///
-/// ```
-/// use pmem_typed::sim::{Explorer, Scenario};
-///
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// // Wrong: the flag (line 0) and the value (line 0x40) are persisted together.
-/// let scenario = Scenario::new(4096)
-///     .run(|m| {
-///         m.store_u64(0, 1);
-///         m.store_u64(64, 42);
-///         m.flush_range(0, 128);
-///         m.sfence();
-///         Ok(())
-///     })
-///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
-///         (0, _) | (1, 42) => Ok(()),
-///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
-///     });
-/// let failure = Explorer::default().explore(&scenario).expect_err("no order");
-/// let point = failure.point.ok_or("a crash point")?;
-/// assert_eq!((point.index, point.of, point.fences), (0, 2, 0));
-/// assert_eq!(point.site.operation, "SimMedium::sfence");
-/// let text = point.to_string();
-/// let first_line = "crash point 0 of 2 (after 4 events, 0 fences), at `SimMedium::sfence`";
-/// assert!(text.starts_with(first_line), "{text}");
-/// # Ok(()) }
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PointReport {
-    /// Index of the crash point.
-    pub index: usize,
-    /// Number of crash points.
-    pub of: usize,
-    /// Events of the recording that happened before it.
-    pub event: usize,
-    /// Fences completed before it.
-    pub fences: usize,
-    /// The operation about to fence (or the last one).
-    pub site: Site,
-    /// The undecided lines and what the image kept of them.
-    pub lines: Vec<LineReport>,
-}
-
-/// Why exploration stopped.
-///
-/// # Examples
-///
-/// ```
-/// use pmem_typed::sim::{Explorer, FailureKind, Scenario};
-///
-/// let kind = |scenario: Scenario<'_>| Explorer::default().explore(&scenario).map_err(|f| f.kind);
-/// // The workload reports an error of its own: nothing to crash.
-/// let full_disk = Scenario::new(4096).run(|_| Err("no space left".into()));
-/// assert_eq!(kind(full_disk), Err(FailureKind::Program));
-/// // The invariant is wrong: it fails on the medium as the workload left it.
-/// let wrong = Scenario::new(4096).check(|m| match m.read_u64(0) {
-///     1 => Ok(()),
-///     n => Err(format!("expected 1, found {n}").into()),
-/// });
-/// assert_eq!(kind(wrong), Err(FailureKind::NoCrash));
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FailureKind {
-    /// The set-up step failed.
-    Setup,
-    /// The workload failed without any crash.
-    Program,
-    /// Recovery or the invariant failed with no crash at all.
-    NoCrash,
-    /// Recovery or the invariant failed after a crash.
-    Crash,
-}
-
-/// A crash-consistency failure, with what a person needs to understand and
-/// replay it.
-///
-/// # Examples
-///
-/// ```
-/// use pmem_typed::sim::{Explorer, Scenario};
-///
-/// // Wrong: the flag is persisted before the value it publishes.
-/// let scenario = Scenario::new(4096)
-///     .run(|m| {
-///         m.store_u64(0, 1);
-///         m.flush_range(0, 8);
-///         m.sfence();
-///         m.store_u64(64, 42);
-///         m.flush_range(64, 8);
-///         m.sfence();
-///         Ok(())
-///     })
-///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
-///         (0, _) | (1, 42) => Ok(()),
-///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
-///     });
-/// let failure = Explorer::default().explore(&scenario).expect_err("the value can be lost");
-/// let report = failure.to_string();
-/// let first_line = "crash-consistency violation: invariant violated: flag 1 with value 0\n";
-/// assert!(report.starts_with(first_line), "{report}");
-/// assert!(report.contains("line 0x0: kept its pending store"));
-/// assert!(report.contains("replay: Explorer { profile: Profile::X86Adr"));
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Failure {
-    /// What failed.
-    pub kind: FailureKind,
-    /// The error from the step that failed.
-    pub message: String,
-    /// The crash in the workload.
-    pub point: Option<Box<PointReport>>,
-    /// The crash during recovery, if the failure needed one.
-    pub recovery_point: Option<Box<PointReport>>,
-    /// The choice that replays the workload crash with [`Explorer::replay`].
-    pub replay: Option<CrashChoice>,
-    /// The explorer's settings.
-    pub explorer: Box<Explorer>,
-}
-
-impl Failure {
-    fn plain(kind: FailureKind, message: String, explorer: &Explorer) -> Self {
-        Self {
-            kind,
-            message,
-            point: None,
-            recovery_point: None,
-            replay: None,
-            explorer: Box::new(explorer.clone()),
-        }
-    }
-}
-
-impl fmt::Display for PointReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "crash point {} of {} (after {} events, {} fences), at {}",
-            self.index, self.of, self.event, self.fences, self.site
-        )?;
-        if self.lines.is_empty() {
-            writeln!(f, "    every store before it had persisted")?;
-        }
-        for line in &self.lines {
-            let verdict = match (line.kept, line.pending) {
-                (0, 1) => "LOST its pending store".to_owned(),
-                (1, 1) => "kept its pending store".to_owned(),
-                (0, n) => format!("LOST all {n} pending stores"),
-                (k, n) if k == n => format!("kept all {n} pending stores"),
-                (k, n) => format!("kept {k} of {n} pending stores (TORN)"),
-            };
-            let label = line
-                .label
-                .as_deref()
-                .map(|l| format!(" ({l})"))
-                .unwrap_or_default();
-            let mut sites: Vec<String> = line.sites.iter().map(ToString::to_string).collect();
-            sites.dedup();
-            writeln!(
-                f,
-                "    line {:#x}{label}: {verdict}, from {}",
-                line.offset,
-                sites.join(", ")
-            )?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match self.kind {
-            FailureKind::Setup => "set-up failed",
-            FailureKind::Program => "the workload failed without a crash",
-            FailureKind::NoCrash => "the invariant fails even without a crash",
-            FailureKind::Crash => "crash-consistency violation",
-        };
-        writeln!(f, "{what}: {}", self.message)?;
-        if let Some(point) = &self.point {
-            write!(f, "  {point}")?;
-        }
-        if let Some(point) = &self.recovery_point {
-            write!(f, "  then, during recovery, {point}")?;
-        }
-        if let Some(choice) = &self.replay {
-            writeln!(
-                f,
-                "  replay: Explorer {{ profile: Profile::{:?}, seed: {:#x}, .. }}.replay(&scenario, &{choice:?})",
-                self.explorer.profile, self.explorer.seed
-            )?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for Failure {}
-
-/// A small deterministic generator (SplitMix64) for sampling.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
+/// The generator of one point's sample: ChaCha, keyed by `seed`, so that a
+/// seed always gives the same sample, on every platform and proptest version
+/// (`TestRng::from_seed` promises that stream).
+fn sampler(seed: u64) -> TestRng {
+    let mut key = [0; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    TestRng::from_seed(RngAlgorithm::ChaCha, &key)
 }
 
 /// The choices to check at one point: all of them within `budget`,
@@ -836,16 +123,19 @@ fn unordered_choices(point: &CrashPoint, budget: usize, seed: u64) -> (Vec<Vec<u
             }
         }
     }
-    let mut rng = Rng(seed);
+    let mut rng = sampler(seed);
     let mut sample = vec![vec![0; radix.len()], radix.iter().map(|r| r - 1).collect()];
     while sample.len() < budget {
-        sample.push(radix.iter().map(|&r| rng.below(r)).collect());
+        sample.push(radix.iter().map(|&r| rng.random_range(0..r)).collect());
     }
     (sample, false)
 }
 
 impl Explorer {
-    /// An explorer with default settings for `profile`.
+    /// An explorer with the default settings: the x86 ADR profile, 4096
+    /// images per crash point, crashes before fences (not stores), recovery
+    /// crashed too (64 images per point), up to four threads. The methods
+    /// below change one setting each.
     ///
     /// # Examples
     ///
@@ -853,8 +143,9 @@ impl Explorer {
     /// use pmem_typed::sim::{Explorer, Profile, Scenario};
     ///
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let eadr = Explorer::new(Profile::Eadr);
-    /// assert_eq!(eadr, Explorer { profile: Profile::Eadr, ..Explorer::default() });
+    /// let eadr = Explorer::new().profile(Profile::Eadr);
+    /// assert_eq!(eadr.profile, Profile::Eadr);
+    /// assert_eq!(eadr.budget, Explorer::default().budget);
     /// // With persistent caches, a crash can come between any two stores.
     /// let two_stores = Scenario::new(4096).run(|m| {
     ///     m.store_u64(0, 1);
@@ -865,11 +156,125 @@ impl Explorer {
     /// # Ok(()) }
     /// ```
     #[must_use]
-    pub fn new(profile: Profile) -> Self {
-        Self {
-            profile,
-            ..Self::default()
-        }
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The persistence model (default [`Profile::X86Adr`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Profile, Scenario};
+    ///
+    /// // Two stores to one line, flushed and fenced together.
+    /// let scenario = Scenario::new(4096).run(|m| {
+    ///     m.store_u64(0, 1);
+    ///     m.store_u64(8, 2);
+    ///     m.flush_range(0, 16);
+    ///     m.sfence();
+    ///     Ok(())
+    /// });
+    /// let images = |profile| Explorer::new().profile(profile).explore(&scenario).map(|s| s.images);
+    /// // x86 persists a line's stores in order: none, the first, or both.
+    /// assert_eq!(images(Profile::X86Adr).ok(), Some(3));
+    /// // The conservative model lets any subset of the words persist.
+    /// assert_eq!(images(Profile::Conservative).ok(), Some(4));
+    /// ```
+    #[must_use]
+    pub fn profile(mut self, profile: Profile) -> Self {
+        self.profile = profile;
+        self
+    }
+
+    /// Images checked per crash point before switching to seeded sampling
+    /// (default 4096); a sample holds this many choices, duplicates dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Scenario};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Eight lines, each with one store pending at the fence: 2^8 images.
+    /// let scenario = Scenario::new(4096).run(|m| {
+    ///     for line in 0..8 {
+    ///         m.store_u64(64 * line, 1);
+    ///     }
+    ///     m.flush_range(0, 512);
+    ///     m.sfence();
+    ///     Ok(())
+    /// });
+    /// let sampled = Explorer::new().budget(16).explore(&scenario)?;
+    /// assert_eq!((sampled.exhaustive_points, sampled.sampled_points), (1, 1));
+    /// assert!(sampled.images <= 16); // the end is the sample's image keeping all
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn budget(mut self, images: usize) -> Self {
+        self.budget = images;
+        self
+    }
+
+    /// The seed of the sampling (default `0x5eed_cafe`): one seed, one
+    /// sample. Reports quote it, so a sampled failure can be found again.
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Whether to crash before every store too, not only before every fence
+    /// (default `false`; the eADR profile always does).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Scenario};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let scenario = Scenario::new(4096).run(|m| {
+    ///     for i in 0..4 {
+    ///         m.store_u64(8 * i, 1);
+    ///     }
+    ///     m.flush_range(0, 32);
+    ///     m.sfence();
+    ///     Ok(())
+    /// });
+    /// // Before the fence and at the end, then also before each of the four stores.
+    /// assert_eq!(Explorer::new().explore(&scenario)?.crash_points, 2);
+    /// assert_eq!(Explorer::new().every_store(true).explore(&scenario)?.crash_points, 6);
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn every_store(mut self, every_store: bool) -> Self {
+        self.every_store = every_store;
+        self
+    }
+
+    /// Whether to crash recovery itself, on images whose recovery writes
+    /// (default `true`).
+    #[must_use]
+    pub fn recovery_crashes(mut self, recovery_crashes: bool) -> Self {
+        self.recovery_crashes = recovery_crashes;
+        self
+    }
+
+    /// Images checked per crash point of a recovery before sampling
+    /// (default 64).
+    #[must_use]
+    pub fn recovery_budget(mut self, images: usize) -> Self {
+        self.recovery_budget = images;
+        self
+    }
+
+    /// Worker threads checking images (default: the available parallelism,
+    /// at most four; 0 counts as 1). Results do not depend on it: the
+    /// failure reported is the first in a fixed order.
+    #[must_use]
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
     }
 
     fn record(&self, scenario: &Scenario<'_>) -> Result<(SimMedium, Vec<u8>, usize, Log), Failure> {
@@ -1062,7 +467,7 @@ impl Explorer {
 
     /// Checks the images of `work` on a pool of workers. Each worker builds
     /// its images in place: it copies a point's durable image once, then for
-    /// each choice applies the kept stores and afterwards puts those chunks
+    /// each choice applies the kept stores and afterwards puts those words
     /// back. The failure reported is the first in `work` order, whatever the
     /// threads' timing.
     fn check_all(
@@ -1271,24 +676,24 @@ impl Explorer {
 }
 
 /// Writes the stores `kept` keeps into `image` (which holds `point`'s
-/// durable image), returning the chunks written.
+/// durable image), returning the words written.
 fn apply_kept(image: &mut [u8], point: &CrashPoint, kept: &[usize]) -> Vec<u32> {
     let mut touched = Vec::new();
     for (unit, &k) in point.units.iter().zip(kept) {
         for store in &unit.stores[..k] {
-            let at = store.chunk as usize * CHUNK;
-            image[at..at + CHUNK].copy_from_slice(&store.value.to_le_bytes());
-            touched.push(store.chunk);
+            let at = store.word as usize * WORD;
+            image[at..at + WORD].copy_from_slice(&store.value.to_le_bytes());
+            touched.push(store.word);
         }
     }
     touched
 }
 
-/// Puts the durable bytes back into the chunks `apply_kept` wrote.
+/// Puts the durable bytes back into the words `apply_kept` wrote.
 fn restore(image: &mut [u8], durable: &[u8], touched: &[u32]) {
-    for &chunk in touched {
-        let at = chunk as usize * CHUNK;
-        image[at..at + CHUNK].copy_from_slice(&durable[at..at + CHUNK]);
+    for &word in touched {
+        let at = word as usize * WORD;
+        image[at..at + WORD].copy_from_slice(&durable[at..at + WORD]);
     }
 }
 
@@ -1321,4 +726,56 @@ fn medium_len(medium: &SimMedium) -> usize {
 
 fn medium_capacity(scenario: &Scenario<'_>) -> usize {
     scenario.capacity
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The crash point before the fence of a run that stores once into each
+    /// of `lines` lines and two more times into the first: `3 * 2^(lines-1)`
+    /// images.
+    fn point_before_fence(lines: usize) -> CrashPoint {
+        let mut medium = SimMedium::new(4096, 4096);
+        for line in 0..lines {
+            medium.store_u64(64 * line, 1);
+        }
+        medium.store_u64(8, 2);
+        medium.flush_range(0, 64 * lines);
+        medium.sfence();
+        let log = medium.take_log();
+        let base = vec![0; 4096];
+        crash_points(&base, 4096, &log, Profile::X86Adr, false).remove(0)
+    }
+
+    #[test]
+    fn within_budget_every_choice_once() {
+        let point = point_before_fence(3);
+        let (all, exhaustive) = choices(&point, 12, 1);
+        assert!(exhaustive);
+        assert_eq!(all.len(), 12);
+        let distinct: HashSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), 12);
+        assert_eq!(all[0], [0, 0, 0], "the image keeping nothing comes first");
+    }
+
+    #[test]
+    fn sampling_is_seeded_and_in_range() {
+        let point = point_before_fence(8);
+        let (sample, exhaustive) = choices(&point, 64, 0x5eed);
+        assert!(!exhaustive);
+        assert_eq!(sample.len(), 64);
+        // The same seed gives the same sample; another seed, another one.
+        assert_eq!(choices(&point, 64, 0x5eed).0, sample);
+        assert_ne!(choices(&point, 64, 0x5eee).0, sample);
+        // Every choice is valid, and both extremes are among them.
+        let radix: Vec<usize> = point.units.iter().map(|u| u.stores.len() + 1).collect();
+        assert!(
+            sample
+                .iter()
+                .all(|kept| kept.iter().zip(&radix).all(|(k, r)| k < r))
+        );
+        assert!(sample.contains(&vec![0; radix.len()]));
+        assert!(sample.contains(&radix.iter().map(|r| r - 1).collect()));
+    }
 }

@@ -11,18 +11,18 @@ use crate::error::{Error, Result};
 use crate::layout::LINE;
 use crate::medium::Medium;
 
-/// Bytes that fail atomically: an aligned 8-byte store is all-or-nothing,
+/// A word, the unit that fails atomically: an aligned 8-byte store is all-or-nothing,
 /// anything larger or unaligned tears into these.
-pub(crate) const CHUNK: usize = 8;
+pub(crate) const WORD: usize = 8;
 
 /// One recorded event of the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Event {
-    /// The 8-byte chunk at `chunk * 8` now holds `value`. `raw` stores were
+    /// The 8-byte word at `word * 8` now holds `value`. `raw` stores were
     /// found by comparing memory (writes through references); `nt` ones
     /// bypassed the cache.
     Store {
-        chunk: u32,
+        word: u32,
         value: u64,
         nt: bool,
         raw: bool,
@@ -147,7 +147,7 @@ fn buffer_too_large(capacity: usize) -> ! {
 ///
 /// The program (usually a [`Pool`](crate::Pool) on this medium) sees
 /// ordinary memory. Behind it, the medium records every store in 8-byte
-/// chunks, every flush and every fence, in program order. Stores made
+/// words, every flush and every fence, in program order. Stores made
 /// through references (a guard's `&mut T`) are found by comparing memory with
 /// what it last saw, at every call into the medium. The
 /// [`Explorer`](super::Explorer) turns the recording into the images a power
@@ -428,7 +428,7 @@ impl SimMedium {
     }
 
     /// Records the writes made through references since the last event: each
-    /// 8-byte chunk that differs from what the medium last saw.
+    /// 8-byte word that differs from what the medium last saw.
     fn sync_raw_writes(&self) {
         let mut state = self.lock();
         self.sync_locked(&mut state);
@@ -447,15 +447,15 @@ impl SimMedium {
         }
         let site = state.current_site;
         for (i, (now, before)) in live
-            .chunks_exact(CHUNK)
-            .zip(state.seen[..len].chunks_exact_mut(CHUNK))
+            .chunks_exact(WORD)
+            .zip(state.seen[..len].chunks_exact_mut(WORD))
             .enumerate()
         {
             if now != before {
                 before.copy_from_slice(now);
                 let value = u64::from_le_bytes(now.try_into().unwrap_or_default());
                 state.log.events.push(Event::Store {
-                    chunk: i as u32,
+                    word: i as u32,
                     value,
                     nt: false,
                     raw: true,
@@ -470,18 +470,18 @@ impl SimMedium {
         if !state.recording {
             return;
         }
-        let first = offset / CHUNK;
-        let last = (offset + len).div_ceil(CHUNK);
-        for chunk in first..last {
-            let at = chunk * CHUNK;
-            // SAFETY: the chunk lies within the medium (callers checked the range).
+        let first = offset / WORD;
+        let last = (offset + len).div_ceil(WORD);
+        for word in first..last {
+            let at = word * WORD;
+            // SAFETY: the word lies within the medium (callers checked the range).
             let bytes =
-                unsafe { std::slice::from_raw_parts(self.base().add(at).cast_const(), CHUNK) };
-            state.seen[at..at + CHUNK].copy_from_slice(bytes);
+                unsafe { std::slice::from_raw_parts(self.base().add(at).cast_const(), WORD) };
+            state.seen[at..at + WORD].copy_from_slice(bytes);
             let value = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
             let site = state.current_site;
             state.log.events.push(Event::Store {
-                chunk: chunk as u32,
+                word: word as u32,
                 value,
                 nt,
                 raw: false,
@@ -543,7 +543,7 @@ impl SimMedium {
     ///         0 | u64::MAX => Ok(()),
     ///         torn => Err(format!("torn: {torn:#x}").into()),
     ///     });
-    /// let summary = Explorer::new(Profile::Conservative).explore(&scenario)?;
+    /// let summary = Explorer::new().profile(Profile::Conservative).explore(&scenario)?;
     /// assert_eq!(summary.images, 2); // before and after
     /// # Ok(()) }
     /// ```
@@ -564,7 +564,7 @@ impl SimMedium {
     }
 
     /// Copies `bytes` to `offset` with ordinary stores (torn into 8-byte
-    /// chunks), without flushing.
+    /// words), without flushing.
     ///
     /// # Panics
     /// If the range is outside the medium.
@@ -932,8 +932,8 @@ mod tests {
             .events
             .iter()
             .map(|e| match e {
-                Event::Store { chunk, raw, .. } => {
-                    format!("store {chunk}{}", if *raw { " raw" } else { "" })
+                Event::Store { word, raw, .. } => {
+                    format!("store {word}{}", if *raw { " raw" } else { "" })
                 }
                 Event::Flush { line, .. } => format!("flush {line}"),
                 Event::Fence { .. } => "fence".into(),
@@ -970,9 +970,7 @@ mod tests {
             .events
             .iter()
             .filter_map(|e| match e {
-                Event::Store {
-                    chunk, nt: true, ..
-                } => Some(*chunk),
+                Event::Store { word, nt: true, .. } => Some(*word),
                 _ => None,
             })
             .collect();

@@ -2,7 +2,7 @@
 //! power failure at any point (feature `sim`).
 //!
 //! A [`Scenario`] runs on a [`SimMedium`], which records every store (in
-//! 8-byte chunks), flush and fence. The [`Explorer`] then places a crash
+//! 8-byte words), flush and fence. The [`Explorer`] then places a crash
 //! before every fence (and, optionally, before every store), works out every
 //! durable image the hardware [`Profile`] allows there — each cache line with
 //! pending writes keeps some prefix of them — and checks each image after
@@ -62,11 +62,12 @@ mod labels;
 mod medium;
 mod model;
 pub mod proptest;
+mod report;
+mod scenario;
 
-pub use explore::{
-    CrashChoice, Explorer, Failure, FailureKind, LineReport, PointReport, Scenario, StepResult,
-    Summary,
-};
+pub use explore::Explorer;
 pub use labels::pool_labels;
 pub use medium::{SimMedium, Site};
 pub use model::Profile;
+pub use report::{CrashChoice, Failure, FailureKind, LineReport, PointReport, Summary};
+pub use scenario::{Scenario, StepResult};

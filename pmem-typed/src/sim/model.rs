@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::medium::{CHUNK, Event, Log};
+use super::medium::{Event, Log, WORD};
 use crate::layout::LINE;
 
 /// Which hardware the durable images model.
@@ -31,7 +31,7 @@ use crate::layout::LINE;
 ///             (flag, value) => Err(format!("flag {flag} with value {value}").into()),
 ///         })
 /// };
-/// let safe_on = |profile, value_at| Explorer::new(profile).explore(&publish(value_at)).is_ok();
+/// let safe_on = |profile, value_at| Explorer::new().profile(profile).explore(&publish(value_at)).is_ok();
 /// // In other lines: lines are written back in any order, unless caches are persistent.
 /// assert!(safe_on(Profile::Eadr, 64));
 /// assert!(!safe_on(Profile::X86Adr, 64));
@@ -53,14 +53,14 @@ pub enum Profile {
     Eadr,
     /// Like [`X86Adr`](Self::X86Adr), but stores to one line may persist in
     /// any order (compiler reordering of plain stores, weaker memory models):
-    /// any subset of the unfenced 8-byte chunks may persist.
+    /// any subset of the unfenced 8-byte words may persist.
     Conservative,
 }
 
-/// One pending store: the chunk it writes, the value, where it came from.
+/// One pending store: the word it writes, the value, where it came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Pending {
-    pub(crate) chunk: u32,
+    pub(crate) word: u32,
     pub(crate) value: u64,
     pub(crate) site: u32,
     pub(crate) raw: bool,
@@ -68,7 +68,7 @@ pub(crate) struct Pending {
 }
 
 /// Stores that persist as a prefix: the pending stores of a line (ADR) or of
-/// a chunk (conservative), in program order. A crash keeps 0 to all of them.
+/// a word (conservative), in program order. A crash keeps 0 to all of them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Unit {
     pub(crate) line: u32,
@@ -90,7 +90,7 @@ pub(crate) struct CrashPoint {
     pub(crate) fences: usize,
     /// Bytes of the medium at this point.
     pub(crate) len: usize,
-    /// Stores (chunk, value) that became durable since the previous point.
+    /// Stores (word, value) that became durable since the previous point.
     pub(crate) delta: Vec<(u32, u64)>,
     /// Hash of the durable image at this point (see [`image_hash`]).
     pub(crate) durable_hash: u64,
@@ -130,9 +130,9 @@ impl Durable {
             "crash points are walked forward only"
         );
         for point in &points[self.next.min(index + 1)..=index] {
-            for &(chunk, value) in &point.delta {
-                let at = chunk as usize * CHUNK;
-                self.bytes[at..at + CHUNK].copy_from_slice(&value.to_le_bytes());
+            for &(word, value) in &point.delta {
+                let at = word as usize * WORD;
+                self.bytes[at..at + WORD].copy_from_slice(&value.to_le_bytes());
             }
         }
         self.next = self.next.max(index + 1);
@@ -166,8 +166,8 @@ impl CrashPoint {
         let mut touched: BTreeMap<u32, ()> = BTreeMap::new();
         for (unit, &k) in self.units.iter().zip(kept) {
             for store in &unit.stores[..k] {
-                let at = store.chunk as usize * CHUNK;
-                image[at..at + CHUNK].copy_from_slice(&store.value.to_le_bytes());
+                let at = store.word as usize * WORD;
+                image[at..at + WORD].copy_from_slice(&store.value.to_le_bytes());
             }
             if k > 0 {
                 touched.insert(unit.line, ());
@@ -196,8 +196,8 @@ impl CrashPoint {
                 copy
             });
             for store in &unit.stores[..k] {
-                let off = store.chunk as usize * CHUNK - at;
-                line[off..off + CHUNK].copy_from_slice(&store.value.to_le_bytes());
+                let off = store.word as usize * WORD - at;
+                line[off..off + WORD].copy_from_slice(&store.value.to_le_bytes());
             }
         }
         let mut hash = self.durable_hash;
@@ -266,7 +266,7 @@ pub(crate) fn crash_points(
     for (index, event) in log.events.iter().enumerate() {
         match *event {
             Event::Store {
-                chunk,
+                word,
                 value,
                 nt,
                 raw,
@@ -276,13 +276,13 @@ pub(crate) fn crash_points(
                     walk.snapshot(index, site);
                 }
                 if profile == Profile::Eadr {
-                    walk.write_durable(chunk, value);
+                    walk.write_durable(word, value);
                     continue;
                 }
-                let line = chunk * CHUNK as u32 / LINE as u32;
+                let line = word * WORD as u32 / LINE as u32;
                 let state = walk.lines.entry(line).or_default();
                 state.pending.push(Pending {
-                    chunk,
+                    word,
                     value,
                     site,
                     raw,
@@ -307,13 +307,13 @@ pub(crate) fn crash_points(
                         state
                             .pending
                             .drain(..state.covered)
-                            .map(|s| (s.chunk, s.value)),
+                            .map(|s| (s.word, s.value)),
                     );
                     state.covered = 0;
                     !state.pending.is_empty()
                 });
-                for (chunk, value) in guaranteed {
-                    walk.write_durable(chunk, value);
+                for (word, value) in guaranteed {
+                    walk.write_durable(word, value);
                 }
             }
         }
@@ -352,14 +352,14 @@ impl Walk {
         });
     }
 
-    fn write_durable(&mut self, chunk: u32, value: u64) {
-        let line = chunk * CHUNK as u32 / LINE as u32;
+    fn write_durable(&mut self, word: u32, value: u64) {
+        let line = word * WORD as u32 / LINE as u32;
         let at = line as usize * LINE;
         let before = line_hash(line, &self.durable[at..at + LINE]);
-        let c = chunk as usize * CHUNK;
-        self.durable[c..c + CHUNK].copy_from_slice(&value.to_le_bytes());
+        let c = word as usize * WORD;
+        self.durable[c..c + WORD].copy_from_slice(&value.to_le_bytes());
         self.hash ^= before ^ line_hash(line, &self.durable[at..at + LINE]);
-        self.delta.push((chunk, value));
+        self.delta.push((word, value));
     }
 }
 
@@ -371,21 +371,21 @@ fn units_of(lines: &BTreeMap<u32, LineState>, profile: Profile) -> Vec<Unit> {
             continue;
         }
         // Write-combining buffers drain in no particular order: pending
-        // non-temporal stores persist as any subset (one unit per chunk),
+        // non-temporal stores persist as any subset (one unit per word),
         // where cached stores to a line persist as a prefix. A line with both
         // kinds pending keeps program order as one prefix, the stricter choice
         // that still applies its stores in order.
-        let per_chunk = match profile {
+        let per_word = match profile {
             Profile::X86Adr => state.pending.iter().all(|store| store.nt),
             Profile::Conservative => true,
             Profile::Eadr => continue,
         };
-        if per_chunk {
-            let mut by_chunk: BTreeMap<u32, Vec<Pending>> = BTreeMap::new();
+        if per_word {
+            let mut by_word: BTreeMap<u32, Vec<Pending>> = BTreeMap::new();
             for store in &state.pending {
-                by_chunk.entry(store.chunk).or_default().push(*store);
+                by_word.entry(store.word).or_default().push(*store);
             }
-            units.extend(by_chunk.into_values().map(|stores| Unit { line, stores }));
+            units.extend(by_word.into_values().map(|stores| Unit { line, stores }));
         } else {
             units.push(Unit {
                 line,
@@ -411,9 +411,9 @@ mod tests {
         }
     }
 
-    fn store(chunk: u32, value: u64) -> Event {
+    fn store(word: u32, value: u64) -> Event {
         Event::Store {
-            chunk,
+            word,
             value,
             nt: false,
             raw: false,
@@ -486,8 +486,8 @@ mod tests {
 
     #[test]
     fn nontemporal_stores_persist_in_any_subset() {
-        let nt = |chunk| Event::Store {
-            chunk,
+        let nt = |word| Event::Store {
+            word,
             value: 1,
             nt: true,
             raw: false,
@@ -503,7 +503,7 @@ mod tests {
         assert_eq!(
             points[0].combinations(),
             8,
-            "each of three chunks independently"
+            "each of three words independently"
         );
     }
 
@@ -511,7 +511,7 @@ mod tests {
     fn nontemporal_stores_need_only_a_fence() {
         let events = vec![
             Event::Store {
-                chunk: 0,
+                word: 0,
                 value: 9,
                 nt: true,
                 raw: false,
@@ -530,12 +530,12 @@ mod tests {
     }
 
     #[test]
-    fn conservative_splits_lines_into_chunks() {
+    fn conservative_splits_lines_into_words() {
         let events = vec![store(0, 1), store(1, 2), store(0, 3)];
         let adr = crash_points(&[0u8; 64], 64, &log(events.clone()), Profile::X86Adr, false);
         let cons = crash_points(&[0u8; 64], 64, &log(events), Profile::Conservative, false);
         assert_eq!(adr[0].combinations(), 4, "a prefix of 3 stores");
-        assert_eq!(cons[0].combinations(), 6, "chunk 0: 3 choices, chunk 1: 2");
+        assert_eq!(cons[0].combinations(), 6, "word 0: 3 choices, word 1: 2");
     }
 
     #[test]

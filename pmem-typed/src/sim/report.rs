@@ -1,0 +1,377 @@
+//! What an exploration found: the [`Summary`] of a success, and for a
+//! failure the crash point, the lines it kept or lost, and the choice that
+//! replays it, each with the text a person reads.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::explore::Explorer;
+use super::medium::Site;
+
+/// What an exploration did.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::sim::{Explorer, Scenario};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Eight lines, each with one store pending at the fence: 2^8 images.
+/// let scenario = Scenario::new(4096).run(|m| {
+///     for line in 0..8 {
+///         m.store_u64(64 * line, 1);
+///     }
+///     m.flush_range(0, 512);
+///     m.sfence();
+///     Ok(())
+/// });
+/// let all = Explorer::default().explore(&scenario)?;
+/// assert_eq!((all.crash_points, all.exhaustive_points, all.images), (2, 2, 256));
+/// let sampled = Explorer::new().budget(16).explore(&scenario)?;
+/// assert_eq!(sampled.sampled_points, 1);
+/// assert!(sampled.images <= 16);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Summary {
+    /// Crash points in the workload.
+    pub crash_points: usize,
+    /// Distinct images checked (after recovery) from workload crashes.
+    pub images: usize,
+    /// Crash points whose images were all checked.
+    pub exhaustive_points: usize,
+    /// Crash points where images were sampled.
+    pub sampled_points: usize,
+    /// Distinct images checked from crashes during recovery.
+    pub recovery_images: usize,
+    /// Time spent.
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    /// Images (of both kinds) checked per second.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Scenario};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let scenario = Scenario::new(4096).run(|m| {
+    ///     m.store(0, &[1; 512]);
+    ///     m.flush_range(0, 512);
+    ///     m.sfence();
+    ///     Ok(())
+    /// });
+    /// let summary = Explorer::default().explore(&scenario)?;
+    /// assert!(summary.images_per_second() > 0.0);
+    /// println!("{summary}"); // "... images, ... images/s"
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn images_per_second(&self) -> f64 {
+        (self.images + self.recovery_images) as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} crash points ({} exhaustive, {} sampled), {} images, {} recovery-crash images, {:.0} images/s",
+            self.crash_points,
+            self.exhaustive_points,
+            self.sampled_points,
+            self.images,
+            self.recovery_images,
+            self.images_per_second()
+        )
+    }
+}
+
+/// A crash to replay: the crash point, and how many of each pending unit's
+/// stores persisted. Values are reduced modulo what exists, so any value is
+/// a valid choice (which is what lets proptest generate and shrink them).
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::sim::{CrashChoice, Explorer, Scenario};
+///
+/// // Wrong: the flag (line 0) and the value (line 0x40) are persisted together.
+/// let scenario = Scenario::new(4096)
+///     .run(|m| {
+///         m.store_u64(0, 1);
+///         m.store_u64(64, 42);
+///         m.flush_range(0, 128);
+///         m.sfence();
+///         Ok(())
+///     })
+///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
+///         (0, _) | (1, 42) => Ok(()),
+///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
+///     });
+/// let explorer = Explorer::default();
+/// // Point 0 is before the fence; the pending units are the flag's line, then the value's.
+/// let flag_only = CrashChoice { point: 0, kept: vec![1, 0] };
+/// assert!(explorer.replay(&scenario, &flag_only).is_err());
+/// let value_only = CrashChoice { point: 0, kept: vec![0, 1] };
+/// assert!(explorer.replay(&scenario, &value_only).is_ok());
+/// // Values wrap around (2 points; 1 store pending per line): `flag_only` again.
+/// let wrapped = CrashChoice { point: 2, kept: vec![3, 2] };
+/// assert!(explorer.replay(&scenario, &wrapped).is_err());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CrashChoice {
+    /// Index of the crash point (modulo their number).
+    pub point: usize,
+    /// Per pending unit, stores kept (modulo its pending count + 1); missing
+    /// entries keep none.
+    pub kept: Vec<usize>,
+}
+
+/// Stores of one line that had not necessarily persisted at the crash.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::sim::{Explorer, Scenario};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Wrong: the flag (line 0) and the value (line 0x40) are persisted together.
+/// let scenario = Scenario::new(4096)
+///     .run(|m| {
+///         m.store_u64(0, 1);
+///         m.store_u64(64, 42);
+///         m.flush_range(0, 128);
+///         m.sfence();
+///         Ok(())
+///     })
+///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
+///         (0, _) | (1, 42) => Ok(()),
+///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
+///     });
+/// let failure = Explorer::default().explore(&scenario).expect_err("no order");
+/// let point = failure.point.ok_or("a crash point")?;
+/// let lines: Vec<_> = point.lines.iter().map(|l| (l.offset, l.kept, l.pending)).collect();
+/// assert_eq!(lines, [(0, 1, 1), (64, 0, 1)]); // the flag kept, the value lost
+/// assert_eq!(point.lines[1].sites[0].operation, "SimMedium::store_u64");
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LineReport {
+    /// Offset of the line.
+    pub offset: usize,
+    /// What lives there, if the scenario says.
+    pub label: Option<String>,
+    /// Stores kept.
+    pub kept: usize,
+    /// Stores pending.
+    pub pending: usize,
+    /// Where the pending stores came from.
+    pub sites: Vec<Site>,
+}
+
+/// A crash point, described.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::sim::{Explorer, Scenario};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Wrong: the flag (line 0) and the value (line 0x40) are persisted together.
+/// let scenario = Scenario::new(4096)
+///     .run(|m| {
+///         m.store_u64(0, 1);
+///         m.store_u64(64, 42);
+///         m.flush_range(0, 128);
+///         m.sfence();
+///         Ok(())
+///     })
+///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
+///         (0, _) | (1, 42) => Ok(()),
+///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
+///     });
+/// let failure = Explorer::default().explore(&scenario).expect_err("no order");
+/// let point = failure.point.ok_or("a crash point")?;
+/// assert_eq!((point.index, point.of, point.fences), (0, 2, 0));
+/// assert_eq!(point.site.operation, "SimMedium::sfence");
+/// let text = point.to_string();
+/// let first_line = "crash point 0 of 2 (after 4 events, 0 fences), at `SimMedium::sfence`";
+/// assert!(text.starts_with(first_line), "{text}");
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PointReport {
+    /// Index of the crash point.
+    pub index: usize,
+    /// Number of crash points.
+    pub of: usize,
+    /// Events of the recording that happened before it.
+    pub event: usize,
+    /// Fences completed before it.
+    pub fences: usize,
+    /// The operation about to fence (or the last one).
+    pub site: Site,
+    /// The undecided lines and what the image kept of them.
+    pub lines: Vec<LineReport>,
+}
+
+/// Why exploration stopped.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::sim::{Explorer, FailureKind, Scenario};
+///
+/// let kind = |scenario: Scenario<'_>| Explorer::default().explore(&scenario).map_err(|f| f.kind);
+/// // The workload reports an error of its own: nothing to crash.
+/// let full_disk = Scenario::new(4096).run(|_| Err("no space left".into()));
+/// assert_eq!(kind(full_disk), Err(FailureKind::Program));
+/// // The invariant is wrong: it fails on the medium as the workload left it.
+/// let wrong = Scenario::new(4096).check(|m| match m.read_u64(0) {
+///     1 => Ok(()),
+///     n => Err(format!("expected 1, found {n}").into()),
+/// });
+/// assert_eq!(kind(wrong), Err(FailureKind::NoCrash));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The set-up step failed.
+    Setup,
+    /// The workload failed without any crash.
+    Program,
+    /// Recovery or the invariant failed with no crash at all.
+    NoCrash,
+    /// Recovery or the invariant failed after a crash.
+    Crash,
+}
+
+/// A crash-consistency failure, with what a person needs to understand and
+/// replay it.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::sim::{Explorer, Scenario};
+///
+/// // Wrong: the flag is persisted before the value it publishes.
+/// let scenario = Scenario::new(4096)
+///     .run(|m| {
+///         m.store_u64(0, 1);
+///         m.flush_range(0, 8);
+///         m.sfence();
+///         m.store_u64(64, 42);
+///         m.flush_range(64, 8);
+///         m.sfence();
+///         Ok(())
+///     })
+///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
+///         (0, _) | (1, 42) => Ok(()),
+///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
+///     });
+/// let failure = Explorer::default().explore(&scenario).expect_err("the value can be lost");
+/// let report = failure.to_string();
+/// let first_line = "crash-consistency violation: invariant violated: flag 1 with value 0\n";
+/// assert!(report.starts_with(first_line), "{report}");
+/// assert!(report.contains("line 0x0: kept its pending store"));
+/// assert!(report.contains("replay: Explorer { profile: Profile::X86Adr"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Failure {
+    /// What failed.
+    pub kind: FailureKind,
+    /// The error from the step that failed.
+    pub message: String,
+    /// The crash in the workload.
+    pub point: Option<Box<PointReport>>,
+    /// The crash during recovery, if the failure needed one.
+    pub recovery_point: Option<Box<PointReport>>,
+    /// The choice that replays the workload crash with [`Explorer::replay`].
+    pub replay: Option<CrashChoice>,
+    /// The explorer's settings.
+    pub explorer: Box<Explorer>,
+}
+
+impl Failure {
+    pub(super) fn plain(kind: FailureKind, message: String, explorer: &Explorer) -> Self {
+        Self {
+            kind,
+            message,
+            point: None,
+            recovery_point: None,
+            replay: None,
+            explorer: Box::new(explorer.clone()),
+        }
+    }
+}
+
+impl fmt::Display for PointReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "crash point {} of {} (after {} events, {} fences), at {}",
+            self.index, self.of, self.event, self.fences, self.site
+        )?;
+        if self.lines.is_empty() {
+            writeln!(f, "    every store before it had persisted")?;
+        }
+        for line in &self.lines {
+            let verdict = match (line.kept, line.pending) {
+                (0, 1) => "LOST its pending store".to_owned(),
+                (1, 1) => "kept its pending store".to_owned(),
+                (0, n) => format!("LOST all {n} pending stores"),
+                (k, n) if k == n => format!("kept all {n} pending stores"),
+                (k, n) => format!("kept {k} of {n} pending stores (TORN)"),
+            };
+            let label = line
+                .label
+                .as_deref()
+                .map(|l| format!(" ({l})"))
+                .unwrap_or_default();
+            let mut sites: Vec<String> = line.sites.iter().map(ToString::to_string).collect();
+            sites.dedup();
+            writeln!(
+                f,
+                "    line {:#x}{label}: {verdict}, from {}",
+                line.offset,
+                sites.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            FailureKind::Setup => "set-up failed",
+            FailureKind::Program => "the workload failed without a crash",
+            FailureKind::NoCrash => "the invariant fails even without a crash",
+            FailureKind::Crash => "crash-consistency violation",
+        };
+        writeln!(f, "{what}: {}", self.message)?;
+        if let Some(point) = &self.point {
+            write!(f, "  {point}")?;
+        }
+        if let Some(point) = &self.recovery_point {
+            write!(f, "  then, during recovery, {point}")?;
+        }
+        if let Some(choice) = &self.replay {
+            writeln!(
+                f,
+                "  replay: Explorer {{ profile: Profile::{:?}, seed: {:#x}, .. }}.replay(&scenario, &{choice:?})",
+                self.explorer.profile, self.explorer.seed
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Failure {}
