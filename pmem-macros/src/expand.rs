@@ -11,7 +11,8 @@
 //!   and that this is being phased out into a hard error.)
 //!
 //! Every path is absolute: `::core::...` or through the crate path
-//! (`::pmem_typed` unless `#[pmem(crate = "...")]` says otherwise), whose
+//! (from Cargo.toml, see [`crate::crate_path`], unless
+//! `#[pmem(crate = "...")]` says otherwise), whose
 //! `persist::__private` module holds the helpers the generated code needs.
 //!
 //! Type-level facts are asserted at compile time, each with tokens spanned at
