@@ -28,6 +28,11 @@
 //! assert_eq!(pool.get(pool.root())?.value, 1);
 //! # Ok(()) }
 //! ```
+//!
+//! # Features
+//!
+//! - `sim`: the crash simulator, `pmem::typed::sim` (pmem-typed's `sim`
+//!   feature). It is for tests: enable it in `[dev-dependencies]`.
 
 pub use pmem_sys as sys;
 pub use pmem_typed as typed;
