@@ -28,11 +28,14 @@
 //! assert_eq!(pool.get(pool.root())?.value, 1);
 //! # Ok(()) }
 //! ```
+//!
+//! # Features
+//!
+//! - `sim`: the crash simulator, `pmem::typed::sim` (pmem-typed's `sim`
+//!   feature). It is for tests: enable it in `[dev-dependencies]`.
 
 pub use pmem_sys as sys;
 pub use pmem_typed as typed;
 
-// Compile and run the README's Rust examples with the doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeExamples;
+// The README's examples run as doctests of `user-crate/`, a crate that
+// depends only on this facade, as a user's does.

@@ -11,8 +11,9 @@
 //!   and that this is being phased out into a hard error.)
 //!
 //! Every path is absolute: `::core::...` or through the crate path
-//! (`::pmem_typed` unless `#[pmem(crate = "...")]` says otherwise), whose
-//! hidden `__private` module holds the helpers the generated code needs.
+//! (from Cargo.toml, see [`crate::crate_path`], unless
+//! `#[pmem(crate = "...")]` says otherwise), whose hidden `__private`
+//! module holds the helpers the generated code needs.
 //!
 //! Type-level facts are asserted at compile time, each with tokens spanned at
 //! the field it is about, so that rustc's error lands on that field:

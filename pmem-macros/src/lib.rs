@@ -1,10 +1,13 @@
 //! Procedural macros for [pmem-typed](https://docs.rs/pmem-typed):
 //! `#[derive(Persist)]`.
 //!
-//! Use the derive through its re-export, `pmem_typed::Persist`; the
-//! generated code refers to `pmem_typed` items. This crate holds only the
-//! entry point; `parse.rs` checks the input and `expand.rs` generates the code.
+//! Use the derive through its re-export, `pmem_typed::Persist` (or
+//! `pmem::typed::Persist` through the facade); the generated code refers to
+//! pmem-typed items through whichever of the two the user's Cargo.toml lists.
+//! This crate holds only the entry point; `parse.rs` checks the input,
+//! `crate_path.rs` finds pmem-typed and `expand.rs` generates the code.
 
+mod crate_path;
 mod expand;
 mod parse;
 
@@ -53,14 +56,18 @@ use proc_macro::TokenStream;
 ///
 /// On the struct, `#[pmem(key = "value", ...)]`:
 ///
-/// - `crate = "path"`: the path to `pmem_typed` when it is re-exported or
-///   renamed (default `::pmem_typed`);
+/// - `crate = "path"`: the path to `pmem_typed`. Not needed for a crate that
+///   depends on `pmem-typed` (default `::pmem_typed`, or the name it was
+///   renamed to) or on the facade `pmem-rs` (default `::pmem::typed`): the
+///   derive reads Cargo.toml to choose. Use it for a re-export through
+///   another crate; without either dependency and without this option the
+///   derive fails, saying what to add;
 /// - `fields = "Name"`: the name of the projection struct (default
 ///   `<Name>Fields`).
 #[proc_macro_derive(Persist, attributes(pmem))]
 pub fn derive_persist(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
-    match parse::parse(input) {
+    match parse::parse(input, crate_path::locate) {
         Ok(parsed) => expand::expand(&parsed).into(),
         Err(error) => error.into_compile_error().into(),
     }

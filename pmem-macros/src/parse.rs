@@ -20,7 +20,8 @@ pub(crate) struct PersistStruct {
     pub(crate) name: String,
     /// The struct's visibility, given to the projection struct too.
     pub(crate) vis: Visibility,
-    /// Path to the `pmem_typed` crate (`#[pmem(crate = "...")]`).
+    /// Path to the `pmem_typed` crate: `#[pmem(crate = "...")]`, or where
+    /// Cargo.toml says it is.
     pub(crate) krate: Path,
     /// Name of the projection struct (`#[pmem(fields = "...")]`).
     pub(crate) fields_ident: Ident,
@@ -44,7 +45,14 @@ pub(crate) struct PersistField {
 }
 
 /// Parses and checks the derive input, collecting every syntactic error.
-pub(crate) fn parse(input: DeriveInput) -> syn::Result<PersistStruct> {
+///
+/// `locate_crate` gives the path to pmem-typed when `#[pmem(crate = "...")]`
+/// does not (the derive passes [`crate::crate_path::locate`]); it is asked
+/// only once the input is otherwise valid.
+pub(crate) fn parse(
+    input: DeriveInput,
+    locate_crate: impl FnOnce() -> syn::Result<Path>,
+) -> syn::Result<PersistStruct> {
     let mut errors = Errors::default();
 
     check_repr(&input, &mut errors);
@@ -109,9 +117,10 @@ pub(crate) fn parse(input: DeriveInput) -> syn::Result<PersistStruct> {
 
     errors.finish()?;
 
-    let krate = options
-        .krate
-        .unwrap_or_else(|| syn::parse_quote!(::pmem_typed));
+    let krate = match options.krate {
+        Some(path) => path,
+        None => locate_crate()?,
+    };
     let fields_ident = options.fields.unwrap_or_else(|| {
         Ident::new(
             &format!("{}Fields", input.ident.unraw()),
@@ -327,7 +336,9 @@ mod tests {
     use super::*;
 
     fn parse_str(tokens: TokenStream) -> syn::Result<PersistStruct> {
-        parse(syn::parse2(tokens).unwrap())
+        parse(syn::parse2(tokens).unwrap(), || {
+            Ok(syn::parse_quote!(::located::pmem_typed))
+        })
     }
 
     fn error_of(tokens: TokenStream) -> String {
@@ -358,7 +369,10 @@ mod tests {
     fn default_names() {
         let parsed = parse_str(quote::quote! { #[repr(C)] struct r#Point { x: u64 } }).unwrap();
         assert_eq!(parsed.fields_ident, "PointFields");
-        assert_eq!(parsed.krate.to_token_stream().to_string(), ":: pmem_typed");
+        assert_eq!(
+            parsed.krate.to_token_stream().to_string(),
+            ":: located :: pmem_typed"
+        );
     }
 
     #[test]

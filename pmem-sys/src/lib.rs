@@ -65,6 +65,19 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// Unsupported platforms fail here, with the reason, rather than deep in libc
+// or, worse, at run time.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "pmem-sys supports Linux only: it maps with Linux's MAP_SYNC and \
+     MAP_SHARED_VALIDATE, locks with flock, and reads /sys and /proc"
+);
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!(
+    "pmem-sys needs a 64-bit target: mapping lengths and pool offsets are 64-bit \
+     values used directly as addresses and sizes"
+);
+
 mod arch;
 mod config;
 mod cpu;

@@ -12,7 +12,7 @@
 //! | `pmem_has_hw_drain`, `pmem_has_auto_flush` | [`has_hw_drain`], [`has_auto_flush`] |
 //! | `pmem_memmove`, `pmem_memcpy`, `pmem_memset` | [`memmove`], [`memcpy`], [`memset`] |
 //! | `..._persist`, `..._nodrain` | [`memcpy_persist`], [`memmove_nodrain`], ... |
-//! | `pmem_check_version`, `pmem_errormsg` | [`check_version`], [`errormsg`](crate::errormsg) |
+//! | `pmem_check_version`, `pmem_errormsg` | [`check_version`], [`errormsg`] |
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -647,7 +647,7 @@ pub unsafe fn memset_nodrain(dst: *mut u8, byte: u8, len: usize) -> *mut u8 {
 
 /// `pmem_check_version`: `Ok` if this library provides libpmem
 /// `major.minor`, otherwise the reason (also recorded for
-/// [`errormsg`](crate::errormsg)).
+/// [`errormsg`]).
 ///
 /// # Errors
 /// `major` is not 1, or `minor` is above 1.

@@ -107,6 +107,9 @@
 //! default (inlined to pmem-sys calls), or a simulated medium that records
 //! every store, flush and fence for crash-consistency testing.
 
+// The `sim` badge on docs.rs (which builds with `--cfg docsrs` on nightly).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 // `derive(Persist)` names this crate `::pmem_typed`; this makes that path work inside it too.
 #[allow(unused_extern_crates)]
 extern crate self as pmem_typed;
@@ -126,6 +129,7 @@ mod pool;
 mod pptr;
 mod resolve;
 #[cfg(feature = "sim")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
 
 pub use alloc::{ClassStats, HeapStats, RunStats};

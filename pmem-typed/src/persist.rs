@@ -369,6 +369,30 @@ where
     }
 }
 
+// `PPtr::fields` lives here, not in pptr.rs, so that pptr.rs needs nothing from
+// this module and the two do not import each other: `Persist` names `PPtr`
+// (projections start from one), and only this method needs `T: Persist`.
+impl<T: Persist> PPtr<T> {
+    /// The field projections of a struct deriving [`Persist`]: one pointer
+    /// per field.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::{PPtr, Persist};
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Point { x: u64, y: u64 }
+    ///
+    /// let p: PPtr<Point> = PPtr::from_offset(4096);
+    /// assert_eq!(p.fields().y.offset(), 4104);
+    /// ```
+    #[must_use]
+    pub fn fields(self) -> T::Fields {
+        T::project(self)
+    }
+}
+
 // SAFETY: a single offset, no fields.
 unsafe impl<T: Persist> Persist for PPtr<T> {
     type Fields = ();

@@ -13,8 +13,6 @@ use core::marker::PhantomData;
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::persist::Persist;
-
 /// A pointer to a `T` in a pool: the byte offset of the `T` from the start of
 /// the pool. Offset 0 (the pool header) is the null pointer.
 ///
@@ -177,28 +175,6 @@ impl<T> PPtr<T> {
             Some(field) => PPtr::from_offset(field),
             None => PPtr::from_offset(u64::MAX),
         }
-    }
-
-    /// The field projections of a struct deriving [`Persist`]: one pointer
-    /// per field.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use pmem_typed::{PPtr, Persist};
-    /// #[derive(Clone, Copy, Persist)]
-    /// #[repr(C)]
-    /// struct Point { x: u64, y: u64 }
-    ///
-    /// let p: PPtr<Point> = PPtr::from_offset(4096);
-    /// assert_eq!(p.fields().y.offset(), 4104);
-    /// ```
-    #[must_use]
-    pub fn fields(self) -> T::Fields
-    where
-        T: Persist,
-    {
-        T::project(self)
     }
 }
 

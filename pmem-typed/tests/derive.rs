@@ -1,6 +1,6 @@
 //! `#[derive(Persist)]` on valid structs: layouts, fingerprints, projections,
 //! tracing, `Pod`, and the `#[pmem(...)]` options. The rejected inputs are in
-//! `derive_ui.rs`.
+//! `compile_fail.rs`.
 
 use std::cell::RefCell;
 
