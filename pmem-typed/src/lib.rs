@@ -111,24 +111,25 @@
 #[allow(unused_extern_crates)]
 extern crate self as pmem_typed;
 
-mod alloc;
 mod check;
 pub mod error;
+pub mod format;
 pub mod guard;
+mod heap;
 pub mod inspect;
-pub mod layout;
 pub mod medium;
 pub mod persist;
 mod pool;
 pub mod pptr;
+mod redo;
 mod resolve;
 #[cfg(feature = "sim")]
 pub mod sim;
 
-pub use alloc::{ClassStats, HeapStats, RunStats};
 pub use check::CheckReport;
 pub use error::{Error, FieldDifference, FileKind, PointerProblem, Result};
 pub use guard::{DisjointGuard, Guard};
+pub use heap::{ClassStats, HeapStats, RunStats};
 pub use medium::{FileMedium, Medium};
 pub use persist::{FieldInfo, Persist, Tracer, TypeLayout};
 

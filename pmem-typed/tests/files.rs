@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use pmem_typed::format::{MAGIC, PAGE};
 use pmem_typed::inspect::inspect;
-use pmem_typed::layout::{MAGIC, PAGE};
 use pmem_typed::pmem_sys::{MapFlags, Mapping};
 use pmem_typed::{Error, FileKind, FileMedium, PSlice, Persist, Pool};
 

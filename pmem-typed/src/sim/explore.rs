@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::medium::{CHUNK, Log, SimMedium, Site};
 use super::model::{CrashPoint, Durable, Profile, crash_points};
-use crate::layout::LINE;
+use crate::format::LINE;
 
 /// What a scenario's steps return: `Ok(())`, or any error, so that `?` works
 /// on pmem-typed's errors and `Err("why".into())` on a message.
