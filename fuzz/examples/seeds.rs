@@ -10,9 +10,12 @@ use std::path::PathBuf;
 use pmem_testkit::hostile::{
     LAYOUT, MIN_IMAGE, Node, RESEAL_RECORDS, RESEAL_SLOTS, RESEAL_SUPERBLOCK, Root,
 };
-use pmem_typed::layout::{DYNAMIC_SLOTS_OFFSET, REDO_OFFSET, RedoKind, RedoRecord, Superblock};
+use pmem_typed::format::redo::{RedoKind, RedoRecord};
+use pmem_typed::format::superblock::Superblock;
+use pmem_typed::format::{DYNAMIC_SLOTS_OFFSET, REDO_OFFSET};
 use pmem_typed::sim::SimMedium;
 use pmem_typed::{PPtr, Pool};
+use zerocopy::{FromZeros, IntoBytes};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = PathBuf::from(
@@ -69,16 +72,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut pending = list;
     let head: u64 = bytemuck::pod_read_unaligned(&pending[4096 + 8..4096 + 16]);
     let record = RedoRecord {
-        kind: RedoKind::Free as u32,
-        dest_len: 8,
-        block: head,
-        block_size: 64,
-        dest: 4096 + 8,
-        seq: 9,
-        ..bytemuck::Zeroable::zeroed()
+        kind: RedoKind::Free,
+        dest_len: 8.into(),
+        block: head.into(),
+        block_size: 64.into(),
+        dest: (4096 + 8).into(),
+        seq: 9.into(),
+        ..RedoRecord::new_zeroed()
     }
     .sealed();
-    pending[REDO_OFFSET..REDO_OFFSET + 64].copy_from_slice(bytemuck::bytes_of(&record));
+    pending[REDO_OFFSET..REDO_OFFSET + 64].copy_from_slice(record.as_bytes());
     seeds.push(("pending-free", pending));
 
     // The soundness issue's hostile files: a chunk table larger than the
@@ -89,7 +92,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let zone_chunks_at = std::mem::offset_of!(Superblock, zone_chunks);
     wide_table[zone_chunks_at..zone_chunks_at + 8].copy_from_slice(&128u64.to_le_bytes());
     let stray = 2 * 4096 + 70 * 64;
-    wide_table[stray..stray + 16].copy_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 0xff, 0, 0, 0, 0, 0, 0, 0]);
+    wide_table[stray..stray + 16]
+        .copy_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 0xff, 0, 0, 0, 0, 0, 0, 0]);
     seeds.push(("wide-table", wide_table));
     let mut last_seq = pool(MIN_IMAGE, |_| Ok(()))?;
     last_seq[DYNAMIC_SLOTS_OFFSET..DYNAMIC_SLOTS_OFFSET + 8]

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use pmem_typed::layout::{CHUNK, MAGIC, PAGE};
+use pmem_typed::format::{CHUNK, MAGIC, PAGE};
 use pmem_typed::{Error, FileKind};
 
 use crate::report::{Failure, Report, kind_name};
@@ -131,13 +131,13 @@ fn redo(report: &Report<'_>) -> Vec<Value> {
             if let (Some(record), Some(map)) = (&r.record, value.as_object_mut()) {
                 let operation = json!({
                     "kind": kind_name(record),
-                    "seq": record.seq,
-                    "block": record.block,
-                    "block_size": record.block_size,
-                    "dest": record.dest,
-                    "dest_len": record.dest_len,
-                    "dest_value": record.dest_value,
-                    "value_len": record.value_len,
+                    "seq": record.seq.get(),
+                    "block": record.block.get(),
+                    "block_size": record.block_size.get(),
+                    "dest": record.dest.get(),
+                    "dest_len": record.dest_len.get(),
+                    "dest_value": record.dest_value.map(|w| w.get()),
+                    "value_len": record.value_len.get(),
                 });
                 map.insert("operation".to_owned(), operation);
             }

@@ -90,7 +90,7 @@ fn run(command: Command) -> ExitCode {
             &format!(
                 "pmem-inspect {} (pool format version {})\n",
                 env!("CARGO_PKG_VERSION"),
-                pmem_typed::layout::FORMAT_VERSION
+                pmem_typed::format::FORMAT_VERSION
             ),
             0,
         ),

@@ -4,8 +4,10 @@
 use std::path::Path;
 
 use pmem_typed::Error;
+use pmem_typed::format::heap::Geometry;
+use pmem_typed::format::redo::{RedoKind, RedoRecord, kind_word};
+use pmem_typed::format::{CHUNK, LINE, REDO_OFFSET};
 use pmem_typed::inspect::{Inspection, RedoState};
-use pmem_typed::layout::{CHUNK, Geometry, LINE, REDO_OFFSET, RedoKind, RedoRecord};
 
 use crate::units;
 
@@ -138,6 +140,15 @@ impl Redo {
                     operation(r)
                 ),
             ),
+            RedoState::UnknownKind(line) => (
+                "invalid",
+                None,
+                Some("refuse"),
+                format!(
+                    "{}, which is impossible in this pool (the next open will refuse the pool; see problems)",
+                    unknown_operation(line)
+                ),
+            ),
             RedoState::Torn => (
                 "torn",
                 None,
@@ -164,42 +175,62 @@ impl Redo {
 
 /// The operation name of a record's kind, for JSON.
 pub(crate) fn kind_name(record: &RedoRecord) -> &'static str {
-    match RedoKind::from_u32(record.kind) {
-        Some(RedoKind::Alloc) => "alloc",
-        Some(RedoKind::Free) => "free",
-        _ => "unknown",
+    match record.kind {
+        RedoKind::Alloc => "alloc",
+        RedoKind::Free => "free",
+        RedoKind::None => "none",
     }
+}
+
+/// "64 bytes", "48.0 KiB".
+fn block_size_text(block_size: u64) -> String {
+    if block_size < 1024 {
+        format!("{block_size} bytes")
+    } else {
+        units::size(block_size)
+    }
+}
+
+/// "unknown operation 7 on 64 bytes at 0x4000": a whole record's line
+/// whose kind is none (its other fields read as the format places them).
+fn unknown_operation(line: &[u8; LINE]) -> String {
+    let word = |at: usize| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&line[at..at + 8]);
+        u64::from_le_bytes(bytes)
+    };
+    let block = word(std::mem::offset_of!(RedoRecord, block));
+    let block_size = word(std::mem::offset_of!(RedoRecord, block_size));
+    format!(
+        "unknown operation {} on {} at {block:#x}",
+        kind_word(line),
+        block_size_text(block_size)
+    )
 }
 
 /// "allocation of 64 bytes at 0x1c100 published into 0x1008", ...
 fn operation(r: &RedoRecord) -> String {
-    let size = if r.block_size < 1024 {
-        format!("{} bytes", r.block_size)
-    } else {
-        units::size(r.block_size)
-    };
-    let [value, len] = r.dest_value;
-    match RedoKind::from_u32(r.kind) {
-        Some(RedoKind::Alloc) => {
-            let slice = if r.dest_len == 16 {
+    let size = block_size_text(r.block_size.get());
+    let [value, len] = r.dest_value.map(|w| w.get());
+    let (block, dest, dest_len) = (r.block.get(), r.dest.get(), r.dest_len.get());
+    match r.kind {
+        RedoKind::Alloc => {
+            let slice = if dest_len == 16 {
                 format!(" as a slice of {len} elements")
             } else {
                 String::new()
             };
-            format!(
-                "allocation of {size} at {:#x} published into {:#x}{slice}",
-                r.block, r.dest
-            )
+            format!("allocation of {size} at {block:#x} published into {dest:#x}{slice}")
         }
-        Some(RedoKind::Free) => {
-            let unpublish = match (r.dest_len, value) {
-                (16, _) => format!("emptying the slice at {:#x}", r.dest),
-                (_, 0) => format!("nulling the pointer at {:#x}", r.dest),
-                (_, next) => format!("pointing {:#x} at {next:#x} instead", r.dest),
+        RedoKind::Free => {
+            let unpublish = match (dest_len, value) {
+                (16, _) => format!("emptying the slice at {dest:#x}"),
+                (_, 0) => format!("nulling the pointer at {dest:#x}"),
+                (_, next) => format!("pointing {dest:#x} at {next:#x} instead"),
             };
-            format!("free of {size} at {:#x}, {unpublish}", r.block)
+            format!("free of {size} at {block:#x}, {unpublish}")
         }
-        _ => format!("unknown operation {} on {size} at {:#x}", r.kind, r.block),
+        RedoKind::None => format!("no operation on {size} at {block:#x}"),
     }
 }
 
@@ -250,20 +281,20 @@ impl<'a> Failure<'a> {
 
 #[cfg(test)]
 mod tests {
+    use zerocopy::{FromZeros, IntoBytes};
+
     use super::*;
 
     fn record(kind: RedoKind, dest_len: u32, block_size: u64, dest_value: [u64; 2]) -> RedoRecord {
         RedoRecord {
-            kind: kind as u32,
-            dest_len,
-            block: 0x4000,
-            block_size,
-            dest: 0x1008,
-            dest_value,
-            value_crc: 0,
-            value_len: 0,
-            seq: 1,
-            crc: 0,
+            kind,
+            dest_len: dest_len.into(),
+            block: 0x4000.into(),
+            block_size: block_size.into(),
+            dest: 0x1008.into(),
+            dest_value: dest_value.map(Into::into),
+            seq: 1.into(),
+            ..RedoRecord::new_zeroed()
         }
     }
 
@@ -291,20 +322,19 @@ mod tests {
                 record(Free, 16, 128, [0, 0]),
                 "free of 128 bytes at 0x4000, emptying the slice at 0x1008",
             ),
-            (
-                RedoRecord {
-                    kind: 7,
-                    ..record(Free, 8, 64, [0, 0])
-                },
-                "unknown operation 7 on 64 bytes at 0x4000",
-            ),
         ];
         for (r, words) in cases {
             assert_eq!(operation(&r), words);
         }
         assert_eq!(kind_name(&cases[0].0), "alloc");
         assert_eq!(kind_name(&cases[2].0), "free");
-        assert_eq!(kind_name(&cases[5].0), "unknown");
+        let mut line = [0u8; LINE];
+        line.copy_from_slice(record(Free, 8, 64, [0, 0]).as_bytes());
+        line[0] = 7;
+        assert_eq!(
+            unknown_operation(&line),
+            "unknown operation 7 on 64 bytes at 0x4000"
+        );
     }
 
     #[test]

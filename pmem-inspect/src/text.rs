@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use pmem_typed::layout::{CHUNK, MAGIC, PAGE};
+use pmem_typed::format::{CHUNK, MAGIC, PAGE};
 
 use crate::report::Report;
 use crate::units::{Align, percent, size, size_exact, table};

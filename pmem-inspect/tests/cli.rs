@@ -8,12 +8,14 @@ use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use pmem_testkit::scratch;
+use pmem_typed::format::redo::{RedoKind, RedoRecord};
+use pmem_typed::format::{CHUNK, PAGE, REDO_OFFSET};
 use pmem_typed::inspect::inspect;
-use pmem_typed::layout::{CHUNK, PAGE, REDO_OFFSET, RedoKind, RedoRecord};
 use pmem_typed::{PPtr, PSlice, Persist, Pool};
 use proptest::prelude::Rng;
 use proptest::test_runner::{RngAlgorithm, TestRng};
 use serde_json::Value;
+use zerocopy::IntoBytes;
 
 #[derive(Clone, Copy, Persist)]
 #[repr(C)]
@@ -890,16 +892,17 @@ fn paths_that_are_not_files_are_exit_status_2() {
 fn alloc_record(path: &Path, block: u64, seq: u32) -> RedoRecord {
     let value = read_at(path, block, 16);
     RedoRecord {
-        kind: RedoKind::Alloc as u32,
-        dest_len: 8,
-        block,
-        block_size: 64,
-        dest: HEAD,
-        dest_value: [block, 0],
-        value_crc: crc32fast::hash(&value),
-        value_len: 16,
-        seq,
-        crc: 0,
+        kind: RedoKind::Alloc,
+        kind_padding: Default::default(),
+        dest_len: 8.into(),
+        block: block.into(),
+        block_size: 64.into(),
+        dest: HEAD.into(),
+        dest_value: [block.into(), 0.into()],
+        value_crc: crc32fast::hash(&value).into(),
+        value_len: 16.into(),
+        seq: seq.into(),
+        crc: 0.into(),
     }
     .sealed()
 }
@@ -923,7 +926,7 @@ fn pending_redo_records_are_notes() {
     let path = dir.pool("pool");
     let block = free_node_block(&path);
     let record = alloc_record(&path, block, 7);
-    patch(&path, REDO_OFFSET as u64, bytemuck::bytes_of(&record));
+    patch(&path, REDO_OFFSET as u64, record.as_bytes());
 
     let described = format!(
         "allocation of 64 bytes at {block:#x} published into 0x1008 (will be finished on next open)"
@@ -990,13 +993,13 @@ fn stale_and_torn_redo_records() {
 
     // The block does not hold the recorded value: the open drops it.
     let mut stale = alloc_record(&path, block, 8);
-    stale.value_crc ^= 1;
+    stale.value_crc = (stale.value_crc.get() ^ 1).into();
     let stale = stale.sealed();
-    patch(&path, (REDO_OFFSET + 64) as u64, bytemuck::bytes_of(&stale));
+    patch(&path, (REDO_OFFSET + 64) as u64, stale.as_bytes());
     // Slot A: a record whose last bytes never made it.
     let mut torn = alloc_record(&path, block, 9);
-    torn.seq = 10;
-    patch(&path, REDO_OFFSET as u64, bytemuck::bytes_of(&torn));
+    torn.seq = 10.into();
+    patch(&path, REDO_OFFSET as u64, torn.as_bytes());
 
     let out = run_on(&["info"], &path);
     assert_status(&out, 0);
@@ -1039,9 +1042,9 @@ fn an_impossible_redo_record_is_a_problem() {
     // Whole (its CRC matches), but its destination is outside the pool:
     // opening would refuse the pool, so `check` must too.
     let mut record = alloc_record(&path, block, 3);
-    record.dest = SIZE as u64;
+    record.dest = (SIZE as u64).into();
     let record = record.sealed();
-    patch(&path, REDO_OFFSET as u64, bytemuck::bytes_of(&record));
+    patch(&path, REDO_OFFSET as u64, record.as_bytes());
 
     let out = run_on(&["check"], &path);
     assert_status(&out, 1);

@@ -15,11 +15,13 @@
 //!   between [`MIN_IMAGE`] and [`MAX_IMAGE`]), so inputs need not carry a
 //!   pool's all-zero tail.
 
-use pmem_typed::layout::{
-    DYNAMIC_SLOTS_OFFSET, DynamicSlot, LINE, REDO_OFFSET, RedoRecord, Superblock,
-};
+use pmem_typed::format::dynamic::DynamicSlot;
+use pmem_typed::format::redo::seal_line;
+use pmem_typed::format::superblock::Superblock;
+use pmem_typed::format::{DYNAMIC_SLOTS_OFFSET, LINE, REDO_OFFSET};
 use pmem_typed::sim::SimMedium;
 use pmem_typed::{Medium, PPtr, PSlice, Persist, Pool};
+use zerocopy::{FromBytes, IntoBytes};
 
 /// The layout name of the pools the seeds hold.
 pub const LAYOUT: &str = "fuzz";
@@ -95,24 +97,33 @@ pub fn image(data: &[u8]) -> Vec<u8> {
 
 /// Recomputes the superblock's CRC, so that damage behind it is what is found.
 pub fn reseal_superblock(image: &mut [u8]) {
-    let mut sb: Superblock = bytemuck::pod_read_unaligned(&image[..size_of::<Superblock>()]);
-    sb.crc = sb.computed_crc();
-    image[..size_of::<Superblock>()].copy_from_slice(bytemuck::bytes_of(&sb));
+    let Ok((mut sb, _)) = Superblock::read_from_prefix(image) else {
+        return;
+    };
+    sb.crc = sb.computed_crc().into();
+    image[..size_of::<Superblock>()].copy_from_slice(sb.as_bytes());
 }
 
 /// Recomputes dynamic slot `i`'s CRC.
 pub fn reseal_slot(image: &mut [u8], i: usize) {
     let at = DYNAMIC_SLOTS_OFFSET + i * LINE;
-    let mut slot: DynamicSlot = bytemuck::pod_read_unaligned(&image[at..at + LINE]);
-    slot.crc = slot.computed_crc();
-    image[at..at + LINE].copy_from_slice(bytemuck::bytes_of(&slot));
+    let Ok(mut slot) = DynamicSlot::read_from_bytes(&image[at..at + LINE]) else {
+        return;
+    };
+    slot.crc = slot.computed_crc().into();
+    image[at..at + LINE].copy_from_slice(slot.as_bytes());
 }
 
 /// Recomputes redo record `i`'s CRC.
 pub fn reseal_record(image: &mut [u8], i: usize) {
     let at = REDO_OFFSET + i * LINE;
-    let record: RedoRecord = bytemuck::pod_read_unaligned(&image[at..at + LINE]);
-    image[at..at + LINE].copy_from_slice(bytemuck::bytes_of(&record.sealed()));
+    // Whatever the line holds: the kind is decoded after the CRC is checked.
+    if let Some(line) = image
+        .get_mut(at..at + LINE)
+        .and_then(|l| <&mut [u8; LINE]>::try_from(l).ok())
+    {
+        seal_line(line);
+    }
 }
 
 /// Inspects and opens the pool `data` describes and, if it opens, walks it,

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
-use crate::layout::PAGE;
+use crate::format::PAGE;
 use crate::medium::Medium;
 use crate::persist::{Persist, Tracer};
 use crate::pool::Pool;

@@ -422,7 +422,7 @@ impl fmt::Display for Error {
                 write!(
                     f,
                     "not a pool: expected magic {:?}, found {:?}",
-                    Bytes(&crate::layout::MAGIC),
+                    Bytes(&crate::format::MAGIC),
                     Bytes(found)
                 )
             }

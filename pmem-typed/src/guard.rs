@@ -15,7 +15,7 @@ use core::ptr::NonNull;
 
 use bytemuck::Pod;
 
-use crate::layout::LINE;
+use crate::format::LINE;
 use crate::medium::Medium;
 
 /// Types a guard can cover: plain data, or slices of it.

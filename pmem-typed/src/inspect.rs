@@ -4,11 +4,15 @@
 
 use std::path::Path;
 
-use crate::alloc::{Heap, HeapStats, read, validate_record};
 use crate::error::Result;
-use crate::layout::{Geometry, LINE, PAGE, REDO_OFFSET, REDO_SLOTS, RedoKind, RedoRecord};
+use crate::format::PAGE;
+use crate::format::REDO_SLOTS;
+use crate::format::heap::Geometry;
+use crate::format::redo::RedoRecord;
+use crate::heap::{Heap, HeapStats};
 use crate::medium::{Medium, OpenedFile};
 use crate::pool::{PoolInfo, read_header};
+use crate::redo::{RecordLine, read_line, recover::decode_valid, value_intact};
 
 /// The state of a redo record slot.
 ///
@@ -20,7 +24,7 @@ use crate::pool::{PoolInfo, read_header};
 /// use std::os::unix::fs::FileExt;
 ///
 /// use pmem_typed::inspect::{RedoState, inspect};
-/// use pmem_typed::layout::REDO_OFFSET;
+/// use pmem_typed::format::REDO_OFFSET;
 /// use pmem_typed::{Persist, Pool};
 ///
 /// #[derive(Clone, Copy, Persist)]
@@ -60,6 +64,10 @@ pub enum RedoState {
     /// block or destination is out of place): the next open refuses the
     /// pool. [`Inspection::problems`] says what is wrong with it.
     Invalid(RedoRecord),
+    /// A whole record (its CRC matches) whose kind is none of
+    /// [`RedoKind`](crate::format::redo::RedoKind)'s: the next open refuses
+    /// the pool. The line's bytes, as found.
+    UnknownKind([u8; crate::format::LINE]),
     /// Bytes that do not add up to a record (a write torn by a crash): the
     /// next open ignores them.
     Torn,
@@ -231,23 +239,24 @@ pub fn inspect_medium<M: Medium>(medium: &M, file_size: u64) -> Result<Inspectio
     let mut problems = Vec::new();
     let redo = (0..REDO_SLOTS)
         .map(|slot| {
-            // SAFETY: the records lie within the first page, which read_header checked.
-            let record: RedoRecord = unsafe { read(medium, REDO_OFFSET + slot * LINE) };
-            if record.kind == RedoKind::None as u32 && record == bytemuck::Zeroable::zeroed() {
-                RedoState::Empty
-            } else if record.kind != RedoKind::None as u32 && record.crc == record.computed_crc() {
+            // SAFETY: the records lie within the first page, which read_header
+            // checked; `&M` excludes writers.
+            match RecordLine::of(unsafe { read_line(medium, slot) }) {
+                RecordLine::Empty => RedoState::Empty,
                 // Recovery at open validates a whole record before replaying
                 // it, and refuses to open the pool if it does not pass.
-                match validate_record(medium, &geometry, &record) {
-                    Ok(()) if !value_intact(medium, &record) => RedoState::Stale(record),
-                    Ok(()) => RedoState::Pending(record),
+                RecordLine::Whole(line) => match decode_valid(medium, &geometry, slot, &line) {
+                    Ok(record) if !value_intact(medium, &record) => RedoState::Stale(record),
+                    Ok(record) => RedoState::Pending(record),
                     Err(e) => {
                         problems.push(e.to_string());
-                        RedoState::Invalid(record)
+                        match RedoRecord::decode(&line) {
+                            Some(record) => RedoState::Invalid(record),
+                            None => RedoState::UnknownKind(line),
+                        }
                     }
-                }
-            } else {
-                RedoState::Torn
+                },
+                RecordLine::Torn => RedoState::Torn,
             }
         })
         .collect();
@@ -266,28 +275,4 @@ pub fn inspect_medium<M: Medium>(medium: &M, file_size: u64) -> Result<Inspectio
         redo,
         problems,
     })
-}
-
-/// Whether recovery would redo the validated `record`: always for a free;
-/// for an allocation, if the block still holds the value the record's CRC
-/// covers (the test `pool::recover` makes).
-fn value_intact<M: Medium>(medium: &M, record: &RedoRecord) -> bool {
-    if record.kind != RedoKind::Alloc as u32 {
-        return true;
-    }
-    if u64::from(record.value_len) > record.block_size {
-        return false;
-    }
-    // SAFETY:
-    // - `validate_record` checked that the block lies in a chunk of the
-    //   pool, and `value_len <= block_size`, so the bytes are in the medium;
-    // - nothing writes the medium while `&M` is held without `unsafe` code
-    //   whose precondition is that no reference into it is alive.
-    let value = unsafe {
-        std::slice::from_raw_parts(
-            medium.base().add(record.block as usize),
-            record.value_len as usize,
-        )
-    };
-    crc32fast::hash(value) == record.value_crc
 }

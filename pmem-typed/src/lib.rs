@@ -116,26 +116,27 @@ extern crate self as pmem_typed;
 
 // Each item has one path: these modules are private and their public items
 // are re-exported below; the public modules hold what does not belong at the
-// root (the inspector, the on-media layout, the crash simulator).
-mod alloc;
+// root (the inspector, the on-media format, the crash simulator).
 mod check;
 mod error;
+pub mod format;
 mod guard;
+mod heap;
 pub mod inspect;
-pub mod layout;
 mod medium;
 mod persist;
 mod pool;
 mod pptr;
+mod redo;
 mod resolve;
 #[cfg(feature = "sim")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
 
-pub use alloc::{ClassStats, HeapStats, RunStats};
 pub use check::CheckReport;
 pub use error::{Error, FieldDifference, FileKind, PointerProblem, Result};
 pub use guard::{DisjointGuard, Guard, PodView};
+pub use heap::{ClassStats, HeapStats, RunStats};
 pub use medium::{FileMedium, Medium};
 pub use persist::{FieldInfo, Persist, Tracer, TypeLayout};
 // What `derive(Persist)` expands to; not public API.

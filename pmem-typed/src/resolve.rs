@@ -18,7 +18,8 @@
 //! runs past a zone's end meets the next zone's table.
 
 use crate::error::PointerProblem;
-use crate::layout::{CHUNK, Geometry, LINE, PAGE};
+use crate::format::heap::Geometry;
+use crate::format::{CHUNK, LINE, PAGE};
 
 /// Table-sized units per zone.
 const UNITS_PER_ZONE: u64 = ((CHUNK + LINE) / LINE) as u64;

@@ -17,13 +17,15 @@ use std::mem::offset_of;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use bytemuck::Zeroable;
-use pmem_typed::layout::{
-    CHUNK, ChunkDescriptor, DYNAMIC_SLOTS_OFFSET, LINE, MAGIC, PAGE, REDO_OFFSET, RedoKind,
-    RedoRecord, Superblock,
-};
+use pmem_typed::format::heap::{ChunkDescriptor, ChunkKind};
+use pmem_typed::format::redo::{RedoKind, RedoRecord, seal_line};
+use pmem_typed::format::superblock::Superblock;
+use pmem_typed::format::{CHUNK, DYNAMIC_SLOTS_OFFSET, LINE, MAGIC, PAGE, REDO_OFFSET};
 use pmem_typed::sim::SimMedium;
 use pmem_typed::{CheckReport, Error, PSlice, Pool};
 use proptest::prelude::*;
+use zerocopy::little_endian::U64;
+use zerocopy::{FromZeros, IntoBytes};
 
 // The fuzz target's pool types and workload, shared through the test kit.
 use pmem_testkit::hostile::{
@@ -102,8 +104,30 @@ fn get_u64(image: &[u8], at: usize) -> u64 {
 
 /// Writes `record`, with a valid CRC, into redo slot `i`.
 fn put_record(image: &mut [u8], i: usize, record: RedoRecord) {
+    put_line(image, i, line_of(record));
+}
+
+/// Writes the bytes of a record (which may hold no kind), with a valid CRC,
+/// into redo slot `i`.
+fn put_line(image: &mut [u8], i: usize, mut line: [u8; LINE]) {
+    seal_line(&mut line);
     let at = REDO_OFFSET + i * LINE;
-    image[at..at + LINE].copy_from_slice(bytemuck::bytes_of(&record.sealed()));
+    image[at..at + LINE].copy_from_slice(&line);
+}
+
+/// The bytes of `record`.
+fn line_of(record: RedoRecord) -> [u8; LINE] {
+    let mut line = [0; LINE];
+    line.copy_from_slice(record.as_bytes());
+    line
+}
+
+/// The bytes of `record` with its first four bytes, the kind and the zero
+/// bytes after it, replaced by the little-endian `word`.
+fn with_kind_word(record: RedoRecord, word: u32) -> [u8; LINE] {
+    let mut line = line_of(record);
+    line[..4].copy_from_slice(&word.to_le_bytes());
+    line
 }
 
 /// Sets a superblock field and fixes the CRC.
@@ -515,14 +539,14 @@ fn damaged_dynamic_slots_are_survived_or_refused() {
 /// a legitimate interrupted operation, to vary field by field.
 fn free_head(base: &Base) -> RedoRecord {
     RedoRecord {
-        kind: RedoKind::Free as u32,
-        dest_len: 8,
-        block: base.nodes[0],
-        block_size: 64,
-        dest: PAGE as u64 + 8,
-        dest_value: [base.nodes[1], 0],
-        seq: 5,
-        ..RedoRecord::zeroed()
+        kind: RedoKind::Free,
+        dest_len: (8).into(),
+        block: (base.nodes[0]).into(),
+        block_size: (64).into(),
+        dest: (PAGE as u64 + 8).into(),
+        dest_value: [U64::new(base.nodes[1]), U64::ZERO],
+        seq: (5).into(),
+        ..RedoRecord::new_zeroed()
     }
 }
 
@@ -554,11 +578,11 @@ fn redo_records_with_valid_crcs_and_garbage_fields_are_refused() {
                     i,
                     1,
                     RedoRecord {
-                        block: blob,
-                        block_size: 3 * CHUNK as u64,
-                        dest: PAGE as u64 + 16,
-                        dest_len: 16,
-                        dest_value: [0, 0],
+                        block: (blob).into(),
+                        block_size: (3 * CHUNK as u64).into(),
+                        dest: (PAGE as u64 + 16).into(),
+                        dest_len: (16).into(),
+                        dest_value: [U64::ZERO, U64::ZERO],
                         ..head
                     },
                 )
@@ -566,268 +590,291 @@ fn redo_records_with_valid_crcs_and_garbage_fields_are_refused() {
             Expect::Consistent,
         ),
     ];
-    let variants: Vec<(String, RedoRecord)> = vec![
-        ("kind 3".into(), RedoRecord { kind: 3, ..head }),
-        (
-            "kind u32::MAX".into(),
-            RedoRecord {
-                kind: u32::MAX,
-                ..head
-            },
-        ),
+    // Kinds no operation has cannot be a `RedoRecord`: their bytes.
+    let mut variants: Vec<(String, [u8; LINE])> = vec![
+        ("kind 3".into(), with_kind_word(head, 3)),
+        ("kind u32::MAX".into(), with_kind_word(head, u32::MAX)),
+    ];
+    let records: Vec<(String, RedoRecord)> = vec![
         (
             "dest_len 0".into(),
             RedoRecord {
-                dest_len: 0,
+                dest_len: (0).into(),
                 ..head
             },
         ),
         (
             "dest_len 4".into(),
             RedoRecord {
-                dest_len: 4,
+                dest_len: (4).into(),
                 ..head
             },
         ),
         (
             "dest_len u32::MAX".into(),
             RedoRecord {
-                dest_len: u32::MAX,
+                dest_len: (u32::MAX).into(),
                 ..head
             },
         ),
-        ("block 0".into(), RedoRecord { block: 0, ..head }),
+        (
+            "block 0".into(),
+            RedoRecord {
+                block: (0).into(),
+                ..head
+            },
+        ),
         (
             "block in the header".into(),
-            RedoRecord { block: 64, ..head },
+            RedoRecord {
+                block: (64).into(),
+                ..head
+            },
         ),
         (
             "block in the root".into(),
             RedoRecord {
-                block: PAGE as u64,
+                block: (PAGE as u64).into(),
                 ..head
             },
         ),
         (
             "block in the chunk table".into(),
             RedoRecord {
-                block: table,
+                block: (table).into(),
                 ..head
             },
         ),
         (
             "block misaligned in its chunk".into(),
             RedoRecord {
-                block: node + 8,
+                block: (node + 8).into(),
                 ..head
             },
         ),
         (
             "block at the pool's end".into(),
             RedoRecord {
-                block: SIZE as u64 - 64,
+                block: (SIZE as u64 - 64).into(),
                 ..head
             },
         ),
         (
             "block past the pool".into(),
             RedoRecord {
-                block: SIZE as u64,
+                block: (SIZE as u64).into(),
                 ..head
             },
         ),
         (
             "block u64::MAX".into(),
             RedoRecord {
-                block: u64::MAX,
+                block: (u64::MAX).into(),
                 ..head
             },
         ),
         (
             "block size 0".into(),
             RedoRecord {
-                block_size: 0,
+                block_size: (0).into(),
                 ..head
             },
         ),
         (
             "block size 63".into(),
             RedoRecord {
-                block_size: 63,
+                block_size: (63).into(),
                 ..head
             },
         ),
         (
             "block size of another class".into(),
             RedoRecord {
-                block_size: 128,
+                block_size: (128).into(),
                 ..head
             },
         ),
         (
             "block size of a run, on a small chunk".into(),
             RedoRecord {
-                block_size: CHUNK as u64,
+                block_size: (CHUNK as u64).into(),
                 ..head
             },
         ),
         (
             "block size of a run of the whole zone".into(),
             RedoRecord {
-                block_size: 64 * CHUNK as u64,
+                block_size: (64 * CHUNK as u64).into(),
                 ..head
             },
         ),
         (
             "block size u64::MAX".into(),
             RedoRecord {
-                block_size: u64::MAX,
+                block_size: (u64::MAX).into(),
                 ..head
             },
         ),
         (
             "run of the large slice, one chunk short".into(),
             RedoRecord {
-                block: blob,
-                block_size: 2 * CHUNK as u64,
+                block: (blob).into(),
+                block_size: (2 * CHUNK as u64).into(),
                 ..head
             },
         ),
         (
             "run of the large slice, one chunk long".into(),
             RedoRecord {
-                block: blob,
-                block_size: 4 * CHUNK as u64,
+                block: (blob).into(),
+                block_size: (4 * CHUNK as u64).into(),
                 ..head
             },
         ),
         (
             "run of no chunks".into(),
             RedoRecord {
-                block: blob,
-                block_size: 0,
+                block: (blob).into(),
+                block_size: (0).into(),
                 ..head
             },
         ),
         (
             "run past the zone".into(),
             RedoRecord {
-                block: blob,
-                block_size: 1 << 40,
+                block: (blob).into(),
+                block_size: (1 << 40).into(),
                 ..head
             },
         ),
         (
             "alloc of a run over the small chunks".into(),
             RedoRecord {
-                kind: RedoKind::Alloc as u32,
-                block: base.chunk_start(base.descriptor_of(node)),
-                block_size: 2 * CHUNK as u64,
+                kind: RedoKind::Alloc,
+                block: (base.chunk_start(base.descriptor_of(node))).into(),
+                block_size: (2 * CHUNK as u64).into(),
                 ..head
             },
         ),
-        ("dest 0".into(), RedoRecord { dest: 0, ..head }),
+        (
+            "dest 0".into(),
+            RedoRecord {
+                dest: (0).into(),
+                ..head
+            },
+        ),
         (
             "dest in the header".into(),
-            RedoRecord { dest: 2048, ..head },
+            RedoRecord {
+                dest: (2048).into(),
+                ..head
+            },
         ),
         (
             "dest misaligned".into(),
             RedoRecord {
-                dest: PAGE as u64 + 4,
+                dest: (PAGE as u64 + 4).into(),
                 ..head
             },
         ),
         (
             "dest at the pool's end".into(),
             RedoRecord {
-                dest: SIZE as u64 - 4,
+                dest: (SIZE as u64 - 4).into(),
                 ..head
             },
         ),
         (
             "dest u64::MAX".into(),
             RedoRecord {
-                dest: u64::MAX - 7,
+                dest: (u64::MAX - 7).into(),
                 ..head
             },
         ),
         (
             "dest inside its block".into(),
             RedoRecord {
-                dest: node + 8,
-                block: node,
+                dest: (node + 8).into(),
+                block: (node).into(),
                 ..head
             },
         ),
         (
             "dest in the chunk table".into(),
             RedoRecord {
-                dest: table,
+                dest: (table).into(),
                 ..head
             },
         ),
         (
             "dest in a chunk descriptor's bitmap".into(),
             RedoRecord {
-                dest: base.descriptor_of(node) as u64 + 8,
-                dest_value: [u64::MAX, 0],
+                dest: (base.descriptor_of(node) as u64 + 8).into(),
+                dest_value: [U64::new(u64::MAX), U64::ZERO],
                 ..head
             },
         ),
         (
             "alloc with value_len past its block".into(),
             RedoRecord {
-                kind: RedoKind::Alloc as u32,
-                value_len: 65,
+                kind: RedoKind::Alloc,
+                value_len: (65).into(),
                 ..head
             },
         ),
         (
             "alloc with value_len u32::MAX".into(),
             RedoRecord {
-                kind: RedoKind::Alloc as u32,
-                value_len: u32::MAX,
+                kind: RedoKind::Alloc,
+                value_len: (u32::MAX).into(),
                 ..head
             },
         ),
         (
             "alloc of an allocated block (crc of zero bytes)".into(),
             RedoRecord {
-                kind: RedoKind::Alloc as u32,
-                value_len: 0,
+                kind: RedoKind::Alloc,
+                value_len: (0).into(),
                 ..head
             },
         ),
         (
             "free of a block that is not allocated".into(),
             RedoRecord {
-                block: node + CHUNK as u64 / 2,
+                block: (node + CHUNK as u64 / 2).into(),
                 ..head
             },
         ),
         (
             "free into a 16-byte destination".into(),
             RedoRecord {
-                dest_len: 16,
-                dest: PAGE as u64 + 40,
+                dest_len: (16).into(),
+                dest: (PAGE as u64 + 40).into(),
                 ..head
             },
         ),
     ];
+    variants.extend(records.into_iter().map(|(what, r)| (what, line_of(r))));
     for (what, record) in variants {
         for slot in 0..2 {
             list.push(m(
                 format!("redo record {slot}: {what}"),
-                move |i| put_record(i, slot, record),
+                move |i| put_line(i, slot, record),
                 Expect::Either,
             ));
         }
         list.push(m(
             format!("redo record 1: {what}, after a valid record 0"),
             move |i| {
-                put_record(i, 0, RedoRecord { seq: 4, ..head });
-                put_record(i, 1, record);
+                put_record(
+                    i,
+                    0,
+                    RedoRecord {
+                        seq: (4).into(),
+                        ..head
+                    },
+                );
+                put_line(i, 1, record);
             },
             Expect::Either,
         ));
@@ -840,13 +887,20 @@ fn redo_records_with_valid_crcs_and_garbage_fields_are_refused() {
         list.push(m(
             what,
             move |i| {
-                put_record(i, 0, RedoRecord { seq: a, ..head });
+                put_record(
+                    i,
+                    0,
+                    RedoRecord {
+                        seq: (a).into(),
+                        ..head
+                    },
+                );
                 put_record(
                     i,
                     1,
                     RedoRecord {
-                        seq: b,
-                        kind: RedoKind::Alloc as u32,
+                        seq: (b).into(),
+                        kind: RedoKind::Alloc,
                         ..head
                     },
                 );
@@ -1136,11 +1190,11 @@ fn a_failed_open_changes_nothing_even_with_records_pending() {
                         i,
                         0,
                         RedoRecord {
-                            block: blob,
-                            block_size: CHUNK as u64,
-                            dest: PAGE as u64 + 16,
-                            dest_len: 16,
-                            dest_value: [0, 0],
+                            block: (blob).into(),
+                            block_size: (CHUNK as u64).into(),
+                            dest: (PAGE as u64 + 16).into(),
+                            dest_len: (16).into(),
+                            dest_value: [U64::ZERO, U64::ZERO],
                             ..head
                         },
                     )
@@ -1154,7 +1208,7 @@ fn a_failed_open_changes_nothing_even_with_records_pending() {
                         i,
                         0,
                         RedoRecord {
-                            block: blob + 64,
+                            block: (blob + 64).into(),
                             ..head
                         },
                     )
@@ -1265,11 +1319,12 @@ fn accepted_pools_stay_usable_through_growth() {
                 sb_u64(i, zone_chunks_at, zone_chunks);
                 let stray = heap + 70 * LINE;
                 let small_with_blocks = ChunkDescriptor {
-                    state: ChunkDescriptor::small_state(0),
-                    bitmap: [0xff, 0, 0, 0],
-                    reserved: [0; 3],
+                    kind: ChunkKind::Small,
+                    class: 0,
+                    bitmap: [U64::new(0xff), U64::ZERO, U64::ZERO, U64::ZERO],
+                    ..ChunkDescriptor::new_zeroed()
                 };
-                i[stray..stray + LINE].copy_from_slice(bytemuck::bytes_of(&small_with_blocks));
+                i[stray..stray + LINE].copy_from_slice(small_with_blocks.as_bytes());
             },
             Expect::Consistent,
         ));
@@ -1344,9 +1399,9 @@ proptest! {
         if reseal & 4 != 0 {
             for slot in 0..2 {
                 let at = REDO_OFFSET + slot * LINE;
-                let record: RedoRecord = bytemuck::pod_read_unaligned(&image[at..at + LINE]);
-                if record != RedoRecord::zeroed() {
-                    put_record(&mut image, slot, record);
+                let line: [u8; LINE] = image[at..at + LINE].try_into().expect("a line");
+                if line != [0; LINE] {
+                    put_line(&mut image, slot, line);
                 }
             }
         }
@@ -1414,7 +1469,7 @@ fn refused_pool_files_are_left_as_they_were() {
             i,
             1,
             RedoRecord {
-                block: 12345,
+                block: (12345).into(),
                 ..head
             },
         );

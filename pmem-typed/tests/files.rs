@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use pmem_sys::{MapFlags, Mapping};
 use pmem_testkit::scratch;
+use pmem_typed::format::{MAGIC, PAGE};
 use pmem_typed::inspect::inspect;
-use pmem_typed::layout::{MAGIC, PAGE};
 use pmem_typed::{Error, FileKind, FileMedium, PSlice, Persist, Pool};
 
 #[derive(Clone, Copy, Debug, PartialEq, Persist)]

@@ -9,7 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use pmem_typed::layout::{CHUNK, Geometry, LINE, PAGE};
+use pmem_typed::format::heap::Geometry;
+use pmem_typed::format::{CHUNK, LINE, PAGE};
 use pmem_typed::sim::SimMedium;
 use pmem_typed::{Error, Medium, PPtr, PSlice, Persist, PointerProblem, Pool};
 use proptest::prelude::*;

@@ -4,9 +4,11 @@
 use std::path::PathBuf;
 
 use pmem_testkit::scratch;
-use pmem_typed::layout::{DYNAMIC_SLOTS_OFFSET, PAGE, REDO_OFFSET, RedoRecord};
+use pmem_typed::format::redo::{RedoKind, RedoRecord};
+use pmem_typed::format::{DYNAMIC_SLOTS_OFFSET, PAGE, REDO_OFFSET};
 use pmem_typed::{Error, FieldDifference, PPtr, PSlice, Persist, PointerProblem, Pool, RunStats};
 use proptest::prelude::*;
+use zerocopy::IntoBytes;
 
 #[derive(Clone, Copy, Debug, PartialEq, Persist)]
 #[repr(C)]
@@ -685,14 +687,14 @@ fn grow_to_many_zones_and_allocate_large() {
 /// the operation, and returns what `open` made of it.
 fn replay(t: &TempPool, record: RedoRecord) -> Pool<Root> {
     let mut record = record;
-    record.crc = 0;
-    let bytes = bytemuck::bytes_of(&record);
+    record.crc = 0.into();
+    let bytes = record.as_bytes();
     let crc_at = std::mem::offset_of!(RedoRecord, crc);
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&bytes[..crc_at]);
     hasher.update(&bytes[crc_at + 4..]);
-    record.crc = hasher.finalize();
-    t.patch(REDO_OFFSET as u64, bytemuck::bytes_of(&record));
+    record.crc = hasher.finalize().into();
+    t.patch(REDO_OFFSET as u64, record.as_bytes());
     t.open()
 }
 
@@ -730,16 +732,17 @@ fn open_finishes_or_drops_an_interrupted_allocation() {
     };
     t.patch(block.offset(), bytemuck::bytes_of(&value));
     let record = RedoRecord {
-        kind: 1,
-        dest_len: 8,
-        block: block.offset(),
-        block_size: 64,
-        dest,
-        dest_value: [block.offset(), 0],
-        value_crc: crc32fast::hash(bytemuck::bytes_of(&value)),
-        crc: 0,
-        value_len: 16,
-        seq: 7,
+        kind: RedoKind::Alloc,
+        kind_padding: Default::default(),
+        dest_len: 8.into(),
+        block: block.offset().into(),
+        block_size: 64.into(),
+        dest: dest.into(),
+        dest_value: [block.offset().into(), 0.into()],
+        value_crc: crc32fast::hash(bytemuck::bytes_of(&value)).into(),
+        crc: 0.into(),
+        value_len: 16.into(),
+        seq: 7.into(),
     };
     {
         let pool = replay(&t, record);
@@ -755,9 +758,9 @@ fn open_finishes_or_drops_an_interrupted_allocation() {
     }
     // A value that never became durable: the record's CRC does not match, so it is dropped.
     let record = RedoRecord {
-        value_crc: 1234,
-        dest_value: [block.offset() + 64, 0],
-        block: block.offset() + 64,
+        value_crc: 1234.into(),
+        dest_value: [(block.offset() + 64).into(), 0.into()],
+        block: (block.offset() + 64).into(),
         ..record
     };
     let pool = replay(&t, record);
@@ -789,19 +792,20 @@ fn open_finishes_an_interrupted_free_and_ignores_torn_records() {
     };
     let dest = PAGE as u64 + 8;
     let record = RedoRecord {
-        kind: 2,
-        dest_len: 8,
-        block: node.offset(),
-        block_size: 64,
-        dest,
-        dest_value: [0, 0],
-        value_crc: 0,
-        crc: 0,
-        value_len: 0,
-        seq: 7,
+        kind: RedoKind::Free,
+        kind_padding: Default::default(),
+        dest_len: 8.into(),
+        block: node.offset().into(),
+        block_size: 64.into(),
+        dest: dest.into(),
+        dest_value: [0.into(), 0.into()],
+        value_crc: 0.into(),
+        crc: 0.into(),
+        value_len: 0.into(),
+        seq: 7.into(),
     };
     // A torn record (bad CRC) is ignored.
-    t.patch(REDO_OFFSET as u64, bytemuck::bytes_of(&record));
+    t.patch(REDO_OFFSET as u64, record.as_bytes());
     assert_eq!(
         t.open()
             .get(PPtr::<Root>::from_offset(PAGE as u64))
@@ -817,19 +821,19 @@ fn open_finishes_an_interrupted_free_and_ignores_torn_records() {
     // opening it changes nothing.
     let before = std::fs::read(t.path()).unwrap();
     let bad = RedoRecord {
-        block: 12345,
+        block: 12345.into(),
         ..record
     };
     let mut sealed = bad;
     sealed.crc = {
-        let bytes = bytemuck::bytes_of(&bad);
+        let bytes = bad.as_bytes();
         let crc_at = std::mem::offset_of!(RedoRecord, crc);
         let mut hasher = crc32fast::Hasher::new();
         hasher.update(&bytes[..crc_at]);
         hasher.update(&bytes[crc_at + 4..]);
-        hasher.finalize()
+        hasher.finalize().into()
     };
-    t.patch(REDO_OFFSET as u64, bytemuck::bytes_of(&sealed));
+    t.patch(REDO_OFFSET as u64, sealed.as_bytes());
     match Pool::<Root>::open(t.path(), "test") {
         Err(e @ Error::Corrupt { .. }) => assert!(e.to_string().contains("redo record"), "{e}"),
         other => panic!("expected Corrupt, got {other:?}"),

@@ -2,7 +2,8 @@
 
 use std::mem::offset_of;
 
-use crate::layout::{CHUNK, DYNAMIC_SLOTS_OFFSET, LINE, PAGE, REDO_OFFSET, REDO_SLOTS, Superblock};
+use crate::format::superblock::Superblock;
+use crate::format::{CHUNK, DYNAMIC_SLOTS_OFFSET, LINE, PAGE, REDO_OFFSET, REDO_SLOTS};
 use crate::persist::Persist;
 
 /// Labels lines of a [`Pool<R>`](crate::Pool) image: superblock, header
@@ -12,7 +13,7 @@ use crate::persist::Persist;
 /// # Examples
 ///
 /// ```
-/// use pmem_typed::layout::{PAGE, REDO_OFFSET};
+/// use pmem_typed::format::{PAGE, REDO_OFFSET};
 /// use pmem_typed::sim::{SimMedium, pool_labels};
 /// use pmem_typed::{PPtr, Persist, Pool};
 ///

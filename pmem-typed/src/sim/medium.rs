@@ -8,7 +8,7 @@ use std::ptr::NonNull;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::error::{Error, Result};
-use crate::layout::LINE;
+use crate::format::LINE;
 use crate::medium::Medium;
 
 /// A word, the unit that fails atomically: an aligned 8-byte store is all-or-nothing,
@@ -165,7 +165,7 @@ fn buffer_too_large(capacity: usize) -> ! {
 /// # Examples
 ///
 /// ```
-/// use pmem_typed::layout::PAGE;
+/// use pmem_typed::format::PAGE;
 /// use pmem_typed::sim::SimMedium;
 /// use pmem_typed::{Persist, Pool};
 ///
@@ -292,7 +292,7 @@ impl SimMedium {
     /// Which bytes an operation changed:
     ///
     /// ```
-    /// use pmem_typed::layout::PAGE;
+    /// use pmem_typed::format::PAGE;
     /// use pmem_typed::sim::SimMedium;
     /// use pmem_typed::{Persist, Pool};
     ///
@@ -668,7 +668,7 @@ impl SimMedium {
     /// # Examples
     ///
     /// ```
-    /// use pmem_typed::layout::MAGIC;
+    /// use pmem_typed::format::MAGIC;
     /// use pmem_typed::sim::SimMedium;
     /// use pmem_typed::{Persist, Pool};
     ///
@@ -698,7 +698,7 @@ impl SimMedium {
     /// # Examples
     ///
     /// ```
-    /// use pmem_typed::layout::unpadded;
+    /// use pmem_typed::format::unpadded;
     /// use pmem_typed::sim::SimMedium;
     /// use pmem_typed::{Persist, Pool};
     ///

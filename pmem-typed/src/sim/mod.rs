@@ -58,6 +58,7 @@
 //! ```
 
 mod explore;
+mod explorer;
 mod labels;
 mod medium;
 mod model;
@@ -65,7 +66,7 @@ pub mod proptest;
 mod report;
 mod scenario;
 
-pub use explore::Explorer;
+pub use explorer::Explorer;
 pub use labels::pool_labels;
 pub use medium::{SimMedium, Site};
 pub use model::Profile;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::medium::{Event, Log, WORD};
-use crate::layout::LINE;
+use crate::format::LINE;
 
 /// Which hardware the durable images model.
 ///

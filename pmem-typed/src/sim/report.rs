@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::explore::Explorer;
+use super::explorer::Explorer;
 use super::medium::Site;
 
 /// What an exploration did.
@@ -280,7 +280,7 @@ pub enum FailureKind {
 /// let first_line = "crash-consistency violation: invariant violated: flag 1 with value 0\n";
 /// assert!(report.starts_with(first_line), "{report}");
 /// assert!(report.contains("line 0x0: kept its pending store"));
-/// assert!(report.contains("replay: Explorer { profile: Profile::X86Adr"));
+/// assert!(report.contains("replay: Explorer::new().profile(Profile::X86Adr).seed("));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -366,7 +366,7 @@ impl fmt::Display for Failure {
         if let Some(choice) = &self.replay {
             writeln!(
                 f,
-                "  replay: Explorer {{ profile: Profile::{:?}, seed: {:#x}, .. }}.replay(&scenario, &{choice:?})",
+                "  replay: Explorer::new().profile(Profile::{:?}).seed({:#x}).replay(&scenario, &{choice:?})",
                 self.explorer.profile, self.explorer.seed
             )?;
         }

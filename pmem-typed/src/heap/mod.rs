@@ -1,0 +1,339 @@
+//! The heap: chunk tables on media, their volatile summary, size classes,
+//! runs of chunks, and the statistics they give.
+//!
+//! A zone's chunk table holds one [`ChunkDescriptor`] per 16 KiB chunk (the
+//! bytes are drawn in [`format::heap`](crate::format::heap)). A small
+//! chunk is divided into blocks of one size class, with a bitmap of those in
+//! use; a large allocation is a run of whole chunks. The heap changes the
+//! tables in two ways only: [`reserve`](Heap::reserve) dedicates a free chunk
+//! to a size class (one 8-byte store, harmless if nothing is allocated in
+//! it), and the [`redo`](crate::redo) protocol sets or clears a block's bit
+//! or a run's state words, failure-atomically with publishing the block.
+//!
+//! - [`classes`]: size classes and bitmaps;
+//! - [`reserve`]: choosing where an allocation goes, and keeping the volatile
+//!   summary in step with applied records;
+//! - [`stats`]: [`HeapStats`] and its parts.
+
+pub(crate) mod classes;
+pub(crate) mod reserve;
+mod stats;
+
+use zerocopy::IntoBytes;
+use zerocopy::little_endian::U64;
+
+use crate::error::{Error, Result};
+use crate::format::heap::{BITMAP_AT, ChunkDescriptor, ChunkKind, Geometry, blocks_per_chunk};
+use crate::format::redo::RedoRecord;
+use crate::format::{CHUNK, SIZE_CLASSES, read};
+use crate::medium::Medium;
+use crate::redo::replayed;
+use classes::{bits_beyond, is_set};
+pub use stats::{ClassStats, HeapStats, RunStats};
+
+/// A descriptor's line as eight little-endian words, before decoding:
+/// word 0 is the state word, words 1 to 4 the bitmap, 5 to 7 reserved.
+/// Recovery replays records on these (a replay may rewrite a state word
+/// that does not decode) and decodes the result.
+pub(crate) type DescriptorWords = [U64; 8];
+
+/// Word index of the bitmap in [`DescriptorWords`].
+pub(crate) const BITMAP_WORD: usize = BITMAP_AT / 8;
+/// Word index of the reserved words in [`DescriptorWords`].
+const RESERVED_WORD: usize = BITMAP_WORD + 4;
+
+/// The bitmap of the chunk whose descriptor is at `at`.
+///
+/// # Safety
+/// `at` is the offset of the descriptor of an existing chunk (inside the
+/// medium), and no `&mut` to it is alive.
+#[inline]
+pub(crate) unsafe fn read_bitmap<M: Medium>(medium: &M, at: usize) -> [u64; 4] {
+    // SAFETY: the bitmap lies inside the descriptor (the caller's precondition).
+    let words: [U64; 4] = unsafe { read(medium, at + BITMAP_AT) };
+    words.map(U64::get)
+}
+
+/// Volatile facts about one chunk, rebuilt from its descriptor at open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct ChunkInfo {
+    kind: ChunkKind,
+    class: u8,
+    /// Blocks allocated (small chunks).
+    used: u16,
+    /// Chunks in the run (run heads).
+    run: u32,
+}
+
+/// The allocator's volatile state.
+#[derive(Debug)]
+pub(crate) struct Heap {
+    geometry: Geometry,
+    /// Indexed by zone * zone_chunks + index; chunks beyond a partial zone's end are absent.
+    chunks: Vec<Option<ChunkInfo>>,
+    /// Small chunks of each class that may have free blocks.
+    with_room: [Vec<u32>; SIZE_CLASSES.len()],
+    /// Where to start looking for a free chunk.
+    free_hint: usize,
+}
+
+impl Heap {
+    /// Reads and checks every chunk descriptor.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] naming the first inconsistent descriptor.
+    pub(crate) fn load<M: Medium>(medium: &M, geometry: Geometry) -> Result<Self> {
+        Self::load_replayed(medium, geometry, &[])
+    }
+
+    /// [`load`](Self::load) of the chunk tables as they will be once
+    /// `records` (validated) are applied, oldest first: recovery checks the
+    /// outcome before it writes anything.
+    ///
+    /// # Errors
+    /// As for [`load`](Self::load).
+    pub(crate) fn load_replayed<M: Medium>(
+        medium: &M,
+        geometry: Geometry,
+        records: &[RedoRecord],
+    ) -> Result<Self> {
+        let descriptor = |at: usize| -> DescriptorWords {
+            // SAFETY: called only with descriptors of existing chunks, which lie inside the pool.
+            let words: DescriptorWords = unsafe { read(medium, at) };
+            records.iter().fold(words, |words, record| {
+                replayed(&geometry, record, at, words)
+            })
+        };
+        let zones = geometry.zones();
+        let mut chunks = vec![None; zones * geometry.zone_chunks];
+        let mut with_room: [Vec<u32>; SIZE_CLASSES.len()] = Default::default();
+        for zone in 0..zones {
+            let count = geometry.chunks_in_zone(zone);
+            let mut index = 0;
+            while index < count {
+                let at = geometry.descriptor_offset(zone, index);
+                let words = descriptor(at);
+                let bad = |why: String| {
+                    Error::corrupt(format_args!(
+                        "chunk {index} of zone {zone} (descriptor at {at:#x}): {why}"
+                    ))
+                };
+                let global = zone * geometry.zone_chunks + index;
+                let state = words[0].get();
+                // Whatever the kind: a chunk freed later must be all zero.
+                let reserved = &words[RESERVED_WORD..];
+                if reserved.iter().any(|w| w.get() != 0) {
+                    let words: Vec<String> =
+                        reserved.iter().map(|w| format!("{:#x}", w.get())).collect();
+                    return Err(bad(format!(
+                        "reserved words [{}], expected zero",
+                        words.join(", ")
+                    )));
+                }
+                let Some(d) = decode(&words) else {
+                    return Err(bad(format!(
+                        "state {state:#x} has unknown kind {}",
+                        state as u8
+                    )));
+                };
+                let bitmap = d.bitmap.map(U64::get);
+                match d.kind {
+                    ChunkKind::Free if words.iter().all(|w| w.get() == 0) => {
+                        chunks[global] = Some(ChunkInfo::default());
+                        index += 1;
+                    }
+                    ChunkKind::Free => {
+                        return Err(bad(format!(
+                            "free, but state {state:#x} or bitmap not zero"
+                        )));
+                    }
+                    ChunkKind::Small => {
+                        let class = usize::from(d.class);
+                        if class >= SIZE_CLASSES.len() || state >> 16 != 0 {
+                            return Err(bad(format!("state {state:#x}: no size class {class}")));
+                        }
+                        let blocks = blocks_per_chunk(class);
+                        let stray = bits_beyond(&bitmap, blocks);
+                        if stray != 0 {
+                            return Err(bad(format!(
+                                "{stray} bits set beyond its {blocks} blocks"
+                            )));
+                        }
+                        let used = bitmap.iter().map(|w| w.count_ones()).sum::<u32>() as u16;
+                        chunks[global] = Some(ChunkInfo {
+                            kind: ChunkKind::Small,
+                            class: class as u8,
+                            used,
+                            run: 0,
+                        });
+                        if usize::from(used) < blocks {
+                            with_room[class].push(global as u32);
+                        }
+                        index += 1;
+                    }
+                    ChunkKind::Run => {
+                        let run = d.run_chunks.get() as usize;
+                        if run == 0 || index + run > count || (state >> 8) as u32 & 0xff_ffff != 0 {
+                            return Err(bad(format!(
+                                "state {state:#x}: run of {run} chunks does not fit in the zone's {count}"
+                            )));
+                        }
+                        if bitmap != [0; 4] {
+                            return Err(bad("run with a non-zero bitmap".into()));
+                        }
+                        chunks[global] = Some(ChunkInfo {
+                            kind: ChunkKind::Run,
+                            class: 0,
+                            used: 1,
+                            run: run as u32,
+                        });
+                        for tail in index + 1..index + run {
+                            // The run fits in the zone, checked above.
+                            let t = descriptor(geometry.descriptor_offset(zone, tail));
+                            if t[0].get() != ChunkDescriptor::tail_state()
+                                || t[1..].iter().any(|w| w.get() != 0)
+                            {
+                                return Err(bad(format!(
+                                    "run of {run} chunks, but chunk {tail} has state {:#x}, not a run tail",
+                                    t[0].get()
+                                )));
+                            }
+                            chunks[zone * geometry.zone_chunks + tail] = Some(ChunkInfo {
+                                kind: ChunkKind::RunTail,
+                                ..ChunkInfo::default()
+                            });
+                        }
+                        index += run;
+                    }
+                    ChunkKind::RunTail => {
+                        return Err(bad("run tail without a run head before it".into()));
+                    }
+                }
+            }
+        }
+        // Fill chunks with room from the low end first: keeps the heap compact.
+        for list in &mut with_room {
+            list.reverse();
+        }
+        Ok(Self {
+            geometry,
+            chunks,
+            with_room,
+            free_hint: 0,
+        })
+    }
+
+    /// The geometry this heap covers.
+    pub(crate) fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+
+    /// Zone and index of chunk number `global`.
+    fn position(&self, global: usize) -> (usize, usize) {
+        (
+            global / self.geometry.zone_chunks,
+            global % self.geometry.zone_chunks,
+        )
+    }
+
+    /// The allocated block starting at `offset`, as (offset, size).
+    ///
+    /// # Errors
+    /// [`Error::NotAllocated`] if no allocated block starts there.
+    pub(crate) fn allocated_block<M: Medium>(&self, medium: &M, offset: u64) -> Result<(u64, u64)> {
+        let not = || Error::NotAllocated { offset };
+        let (zone, index) = self.geometry.locate(offset as usize).ok_or_else(not)?;
+        let info = self.chunks[zone * self.geometry.zone_chunks + index].ok_or_else(not)?;
+        let chunk_start = self.geometry.chunk_offset(zone, index) as u64;
+        match info.kind {
+            ChunkKind::Small => {
+                let size = SIZE_CLASSES[usize::from(info.class)] as u64;
+                let rel = offset - chunk_start;
+                if !rel.is_multiple_of(size) {
+                    return Err(not());
+                }
+                let bit = (rel / size) as usize;
+                // SAFETY: the descriptor of an existing chunk is inside the pool.
+                let bitmap =
+                    unsafe { read_bitmap(medium, self.geometry.descriptor_offset(zone, index)) };
+                if !is_set(&bitmap, bit) {
+                    return Err(not());
+                }
+                Ok((offset, size))
+            }
+            ChunkKind::Run if offset == chunk_start => {
+                Ok((offset, u64::from(info.run) * CHUNK as u64))
+            }
+            _ => Err(not()),
+        }
+    }
+
+    /// Every allocated block, as (offset, size), in address order.
+    pub(crate) fn allocated_blocks<M: Medium>(&self, medium: &M) -> Vec<(u64, u64)> {
+        let mut blocks = Vec::new();
+        for (global, info) in self.chunks.iter().enumerate() {
+            let Some(info) = info else { continue };
+            let (zone, index) = self.position(global);
+            let start = self.geometry.chunk_offset(zone, index) as u64;
+            match info.kind {
+                ChunkKind::Small if info.used > 0 => {
+                    let size = SIZE_CLASSES[usize::from(info.class)];
+                    // SAFETY: the descriptor of an existing chunk is inside the pool.
+                    let bitmap = unsafe {
+                        read_bitmap(medium, self.geometry.descriptor_offset(zone, index))
+                    };
+                    for bit in 0..blocks_per_chunk(usize::from(info.class)) {
+                        if is_set(&bitmap, bit) {
+                            blocks.push((start + (bit * size) as u64, size as u64));
+                        }
+                    }
+                }
+                ChunkKind::Run => blocks.push((start, u64::from(info.run) * CHUNK as u64)),
+                _ => {}
+            }
+        }
+        blocks
+    }
+
+    /// Counts for [`HeapStats`].
+    pub(crate) fn stats(&self) -> HeapStats {
+        let mut stats = HeapStats {
+            classes: SIZE_CLASSES
+                .iter()
+                .map(|&size| ClassStats {
+                    block_size: size as u64,
+                    ..ClassStats::default()
+                })
+                .collect(),
+            ..HeapStats::default()
+        };
+        for info in self.chunks.iter().flatten() {
+            stats.chunks += 1;
+            match info.kind {
+                ChunkKind::Free => stats.free_chunks += 1,
+                ChunkKind::Small if info.used == 0 => stats.free_chunks += 1,
+                ChunkKind::Small => {
+                    let class = usize::from(info.class);
+                    let entry = &mut stats.classes[class];
+                    entry.chunks += 1;
+                    entry.used_blocks += u64::from(info.used);
+                    entry.total_blocks += blocks_per_chunk(class) as u64;
+                    stats.allocated_bytes += u64::from(info.used) * SIZE_CLASSES[class] as u64;
+                }
+                ChunkKind::Run => {
+                    stats.runs.count += 1;
+                    stats.runs.chunks += u64::from(info.run);
+                    stats.allocated_bytes += u64::from(info.run) * CHUNK as u64;
+                }
+                ChunkKind::RunTail => {}
+            }
+        }
+        stats
+    }
+}
+
+/// The descriptor eight words make, if their kind byte is a kind.
+pub(crate) fn decode(words: &DescriptorWords) -> Option<ChunkDescriptor> {
+    let line: &[u8; 64] = words.as_bytes().try_into().ok()?;
+    ChunkDescriptor::decode(line)
+}
