@@ -19,6 +19,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::OnceLock;
 
+use crate::arch;
 use crate::config::parse_c_integer;
 use crate::engine::Engine;
 use crate::errormsg;
@@ -93,7 +94,11 @@ pub fn is_pmem(addr: *const u8, len: usize) -> bool {
     match forced() {
         Forced::Never => false,
         Forced::Always => true,
-        Forced::Detect => Registry::global().covers(addr as usize, len),
+        // Without flush instructions that reach the media, a flush would do
+        // nothing: such ranges are persisted with `msync` instead.
+        Forced::Detect => {
+            arch::FLUSH_REACHES_MEDIA && Registry::global().covers(addr as usize, len)
+        }
     }
 }
 

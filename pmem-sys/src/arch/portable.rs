@@ -10,6 +10,11 @@ use crate::config::{CopyVariant, FlushInstruction};
 use crate::memops::ops::NoFlush;
 use crate::memops::{self, MemFns};
 
+/// Whether flushing reaches the media: not here, so no mapping is detected
+/// as persistent memory (see [`crate::raw::is_pmem`]) and persisting takes
+/// `msync`, even for `MAP_SYNC` and Device DAX mappings.
+pub(crate) const FLUSH_REACHES_MEDIA: bool = false;
+
 pub(crate) fn sfence() {
     fence(Ordering::SeqCst);
 }

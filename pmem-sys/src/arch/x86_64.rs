@@ -17,6 +17,11 @@ use crate::config::{CopyVariant, FlushInstruction};
 use crate::memops::ops::{FlushLine, LineOps, NoFlush, StreamOps};
 use crate::memops::{self, MemFns, algo};
 
+/// Whether flushing reaches the media: CLWB, CLFLUSHOPT and CLFLUSH write
+/// cache lines back to it, so `MAP_SYNC` and Device DAX mappings are
+/// persistent memory.
+pub(crate) const FLUSH_REACHES_MEDIA: bool = true;
+
 /// `SFENCE`: waits for earlier `CLWB`/`CLFLUSHOPT` write-backs and non-temporal stores.
 #[inline(always)]
 pub(crate) fn sfence() {
