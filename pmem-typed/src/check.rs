@@ -52,8 +52,81 @@ pub struct CheckReport {
     pub reachable_blocks: u64,
     /// Allocated blocks no pointer reaches, as (offset, size).
     pub leaked: Vec<(u64, u64)>,
-    /// Pointers that do not designate allocated memory, and other problems.
-    pub problems: Vec<String>,
+    /// Pointers that do not designate allocated memory.
+    pub problems: Vec<BadTarget>,
+}
+
+/// A persistent pointer [`Pool::check`] found that designates no valid
+/// memory: what it points to, and why that is not valid.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::{BadTarget, PPtr, Persist, Pool, TargetProblem};
+///
+/// #[derive(Clone, Copy, Persist)]
+/// #[repr(C)]
+/// struct Root { stray: PPtr<u64> }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let mut pool = Pool::<Root>::create(dir.path().join("pool"), "stray", 1 << 20)?;
+/// pool.set(pool.root().fields().stray, PPtr::from_offset(4097))?;
+/// let report = pool.check();
+/// let BadTarget { offset, problem, .. } = &report.problems[0];
+/// assert_eq!((*offset, problem), (4097, &TargetProblem::Misaligned { align: 8 }));
+/// assert_eq!(report.problems[0].to_string(), "pointer to 1 x u64 at 0x1001: not 8-byte aligned");
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BadTarget {
+    /// Offset the pointer holds.
+    pub offset: u64,
+    /// Elements it designates (1 for a `PPtr`, the length of a `PSlice`).
+    pub count: u64,
+    /// The element type's name.
+    pub type_name: &'static str,
+    /// Why the target is not valid.
+    pub problem: TargetProblem,
+}
+
+/// Why a [`BadTarget`] is not valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TargetProblem {
+    /// `count` elements' bytes overflow a 64-bit size.
+    SizeOverflows,
+    /// The target starts in the header or ends past the pool.
+    OutsidePool {
+        /// The pool's size in bytes.
+        pool_size: u64,
+    },
+    /// The offset is not a multiple of the type's alignment.
+    Misaligned {
+        /// The type's alignment.
+        align: usize,
+    },
+    /// Past the root, but not inside one allocated block.
+    NotAllocated,
+}
+
+impl fmt::Display for BadTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "pointer to {} x {} at {:#x}: ",
+            self.count, self.type_name, self.offset
+        )?;
+        match self.problem {
+            TargetProblem::SizeOverflows => f.write_str("its size overflows"),
+            TargetProblem::OutsidePool { pool_size } => {
+                write!(f, "outside the pool's {pool_size} bytes")
+            }
+            TargetProblem::Misaligned { align } => write!(f, "not {align}-byte aligned"),
+            TargetProblem::NotAllocated => f.write_str("not inside an allocated block"),
+        }
+    }
 }
 
 impl CheckReport {
@@ -161,7 +234,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     /// A pointer to memory that was never allocated is reported, not followed:
     ///
     /// ```
-    /// use pmem_typed::{PPtr, Persist, Pool};
+    /// use pmem_typed::{PPtr, Persist, Pool, TargetProblem};
     ///
     /// #[derive(Clone, Copy, Persist)]
     /// #[repr(C)]
@@ -186,7 +259,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     /// pool.set(root.fields().stray, wild)?;
     /// let report = pool.check();
     /// assert_eq!(report.problems.len(), 1);
-    /// assert!(report.problems[0].ends_with("not inside an allocated block"), "{report}");
+    /// assert_eq!(report.problems[0].problem, TargetProblem::NotAllocated, "{report}");
     /// # Ok(()) }
     /// ```
     #[must_use]
@@ -211,32 +284,28 @@ impl<R: Persist, M: Medium> Pool<R, M> {
             if !seen.insert((visit.offset, visit.count, visit.layout.fingerprint)) {
                 continue;
             }
-            let what = || {
-                format!(
-                    "pointer to {} x {} at {:#x}",
-                    visit.count, visit.layout.name, visit.offset
-                )
+            let bad = |problem| BadTarget {
+                offset: visit.offset,
+                count: visit.count,
+                type_name: visit.layout.name,
+                problem,
             };
             let Some(bytes) = visit.count.checked_mul(visit.layout.size as u64) else {
-                report
-                    .problems
-                    .push(format!("{}: its size overflows", what()));
+                report.problems.push(bad(TargetProblem::SizeOverflows));
                 continue;
             };
             let end = visit.offset.checked_add(bytes);
             if visit.offset < PAGE as u64 || end.is_none_or(|end| end > pool_size) {
                 report
                     .problems
-                    .push(format!("{}: outside the pool's {pool_size} bytes", what()));
+                    .push(bad(TargetProblem::OutsidePool { pool_size }));
                 continue;
             }
             let end = end.unwrap_or(u64::MAX);
             if visit.offset % visit.layout.align as u64 != 0 {
-                report.problems.push(format!(
-                    "{}: not {}-byte aligned",
-                    what(),
-                    visit.layout.align
-                ));
+                report.problems.push(bad(TargetProblem::Misaligned {
+                    align: visit.layout.align,
+                }));
                 continue;
             }
             let in_root = end <= root_end;
@@ -249,9 +318,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
                 match holder {
                     Some(i) => reached[i] = true,
                     None => {
-                        report
-                            .problems
-                            .push(format!("{}: not inside an allocated block", what()));
+                        report.problems.push(bad(TargetProblem::NotAllocated));
                         continue;
                     }
                 }

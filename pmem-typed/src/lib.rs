@@ -133,7 +133,7 @@ mod resolve;
 #[cfg_attr(docsrs, doc(cfg(feature = "sim")))]
 pub mod sim;
 
-pub use check::CheckReport;
+pub use check::{BadTarget, CheckReport, TargetProblem};
 pub use error::{Error, FieldDifference, FileKind, PointerProblem, Result};
 pub use guard::{DisjointGuard, Guard, PodView};
 pub use heap::{ClassStats, HeapStats, RunStats};

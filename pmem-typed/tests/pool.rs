@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use pmem_testkit::scratch;
 use pmem_typed::format::redo::{RedoKind, RedoRecord};
 use pmem_typed::format::{DYNAMIC_SLOTS_OFFSET, PAGE, REDO_OFFSET};
-use pmem_typed::{Error, FieldDifference, PPtr, PSlice, Persist, PointerProblem, Pool, RunStats};
+use pmem_typed::{
+    Error, FieldDifference, PPtr, PSlice, Persist, PointerProblem, Pool, RunStats, TargetProblem,
+};
 use proptest::prelude::*;
 use zerocopy::IntoBytes;
 
@@ -478,8 +480,16 @@ fn check_finds_leaks_and_dangling_pointers() {
     let report = pool.check();
     assert!(report.leaked.is_empty());
     assert_eq!(report.problems.len(), 1, "{report}");
+    assert_eq!(
+        report.problems[0].problem,
+        TargetProblem::NotAllocated,
+        "{report}"
+    );
+    assert_eq!(report.problems[0].offset, node.offset() + 128);
     assert!(
-        report.problems[0].contains("not inside an allocated block"),
+        report.problems[0]
+            .to_string()
+            .ends_with("not inside an allocated block"),
         "{report}"
     );
 }
