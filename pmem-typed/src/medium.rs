@@ -14,6 +14,7 @@ use std::panic::Location;
 use std::path::{Path, PathBuf};
 
 use pmem_sys::{CopyFlags, Engine, Mapping, Sysfs};
+use zerocopy::FromBytes;
 
 use crate::error::{Error, FileKind, Result};
 
@@ -808,4 +809,30 @@ unsafe impl<M: Medium> Medium for &mut M {
     fn grow(&mut self, new_len: usize) -> Result<()> {
         (**self).grow(new_len)
     }
+}
+
+/// Reads a value of a type for which any bytes are valid at `offset` of the
+/// medium.
+///
+/// # Safety
+/// `offset + size_of::<T>() <= medium.len()`, and no `&mut` to those bytes is alive.
+#[inline]
+pub(crate) unsafe fn read<T: FromBytes, M: Medium>(medium: &M, offset: usize) -> T {
+    debug_assert!(offset + size_of::<T>() <= medium.len());
+    // SAFETY:
+    // - in bounds (the caller's precondition), so the bytes are in the
+    //   medium's allocation and no `&mut` to them is alive;
+    // - any bytes are a valid `T` (`FromBytes`);
+    // - `read_unaligned` copies without requiring alignment.
+    unsafe { medium.base().add(offset).cast::<T>().read_unaligned() }
+}
+
+/// The `N` bytes at `offset` of the medium.
+///
+/// # Safety
+/// As for [`read`].
+#[inline]
+pub(crate) unsafe fn read_bytes<const N: usize, M: Medium>(medium: &M, offset: usize) -> [u8; N] {
+    // SAFETY: the caller's precondition, for `[u8; N]`.
+    unsafe { read::<[u8; N], M>(medium, offset) }
 }

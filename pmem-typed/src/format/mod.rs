@@ -69,9 +69,7 @@ pub mod heap;
 pub mod redo;
 pub mod superblock;
 
-use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
-
-use crate::medium::Medium;
+use zerocopy::{FromZeros, Immutable, IntoBytes, KnownLayout};
 
 /// The first 8 bytes of every pool. Written last when a pool is created, so a
 /// crash during creation leaves "not a pool".
@@ -167,32 +165,6 @@ pub fn padded<const N: usize>(text: &str) -> [u8; N] {
 pub fn unpadded(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..end]).into_owned()
-}
-
-/// Reads a value of a type for which any bytes are valid at `offset` of the
-/// medium.
-///
-/// # Safety
-/// `offset + size_of::<T>() <= medium.len()`, and no `&mut` to those bytes is alive.
-#[inline]
-pub(crate) unsafe fn read<T: FromBytes, M: Medium>(medium: &M, offset: usize) -> T {
-    debug_assert!(offset + size_of::<T>() <= medium.len());
-    // SAFETY:
-    // - in bounds (the caller's precondition), so the bytes are in the
-    //   medium's allocation and no `&mut` to them is alive;
-    // - any bytes are a valid `T` (`FromBytes`);
-    // - `read_unaligned` copies without requiring alignment.
-    unsafe { medium.base().add(offset).cast::<T>().read_unaligned() }
-}
-
-/// The `N` bytes at `offset` of the medium.
-///
-/// # Safety
-/// As for [`read`].
-#[inline]
-pub(crate) unsafe fn read_bytes<const N: usize, M: Medium>(medium: &M, offset: usize) -> [u8; N] {
-    // SAFETY: the caller's precondition, for `[u8; N]`.
-    unsafe { read::<[u8; N], M>(medium, offset) }
 }
 
 #[cfg(test)]

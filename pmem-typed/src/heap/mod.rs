@@ -24,10 +24,9 @@ use zerocopy::little_endian::U64;
 
 use crate::error::{Error, Result};
 use crate::format::heap::{BITMAP_AT, ChunkDescriptor, ChunkKind, Geometry, blocks_per_chunk};
-use crate::format::redo::RedoRecord;
-use crate::format::{CHUNK, SIZE_CLASSES, read};
+use crate::format::{CHUNK, SIZE_CLASSES};
 use crate::medium::Medium;
-use crate::redo::replayed;
+use crate::medium::read;
 use classes::{bits_beyond, is_set};
 pub use stats::{ClassStats, HeapStats, RunStats};
 
@@ -83,27 +82,24 @@ impl Heap {
     /// # Errors
     /// [`Error::Corrupt`] naming the first inconsistent descriptor.
     pub(crate) fn load<M: Medium>(medium: &M, geometry: Geometry) -> Result<Self> {
-        Self::load_replayed(medium, geometry, &[])
+        Self::load_from(geometry, |at| {
+            // SAFETY: `load_from` asks only for descriptors of existing
+            // chunks, which lie inside the pool.
+            unsafe { read(medium, at) }
+        })
     }
 
-    /// [`load`](Self::load) of the chunk tables as they will be once
-    /// `records` (validated) are applied, oldest first: recovery checks the
-    /// outcome before it writes anything.
+    /// Builds and checks the heap from the descriptors `descriptor` gives
+    /// for the geometry's existing chunks (the only offsets it is called
+    /// with). Recovery passes the descriptors as its redo records will leave
+    /// them, to check the outcome before it writes anything.
     ///
     /// # Errors
     /// As for [`load`](Self::load).
-    pub(crate) fn load_replayed<M: Medium>(
-        medium: &M,
+    pub(crate) fn load_from(
         geometry: Geometry,
-        records: &[RedoRecord],
+        descriptor: impl Fn(usize) -> DescriptorWords,
     ) -> Result<Self> {
-        let descriptor = |at: usize| -> DescriptorWords {
-            // SAFETY: called only with descriptors of existing chunks, which lie inside the pool.
-            let words: DescriptorWords = unsafe { read(medium, at) };
-            records.iter().fold(words, |words, record| {
-                replayed(&geometry, record, at, words)
-            })
-        };
         let zones = geometry.zones();
         let mut chunks = vec![None; zones * geometry.zone_chunks];
         let mut with_room: [Vec<u32>; SIZE_CLASSES.len()] = Default::default();

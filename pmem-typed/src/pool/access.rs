@@ -6,7 +6,8 @@ use std::ptr::NonNull;
 
 use super::Pool;
 use crate::error::{Error, PointerProblem, Result};
-use crate::format::read;
+use crate::medium::read;
+
 use crate::guard::{DisjointGuard, Guard, Snapshot};
 use crate::medium::Medium;
 use crate::persist::Persist;

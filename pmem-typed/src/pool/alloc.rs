@@ -8,7 +8,8 @@ use zerocopy::FromZeros;
 
 use super::Pool;
 use crate::error::{Error, Result};
-use crate::format::read;
+use crate::medium::read;
+
 use crate::format::redo::{RedoKind, RedoRecord};
 use crate::heap::reserve::Reservation;
 use crate::medium::Medium;

@@ -14,8 +14,9 @@ use crate::format::heap::{Geometry, zone_chunks_for};
 use crate::format::superblock::{FieldRecord, Superblock};
 use crate::format::{
     CHUNK, DYNAMIC_SLOTS_OFFSET, FORMAT_VERSION, LINE, MAGIC, MAX_LAYOUT_NAME, MAX_RECORDED_FIELDS,
-    MAX_ZONE_CHUNKS, MIN_POOL_SIZE, MIN_ZONE_CHUNKS, PAGE, padded, read, unpadded,
+    MAX_ZONE_CHUNKS, MIN_POOL_SIZE, MIN_ZONE_CHUNKS, PAGE, padded, unpadded,
 };
+use crate::medium::read;
 use crate::medium::{FileMedium, Medium, OpenedFile};
 use crate::persist::{Persist, TypeLayout};
 use crate::redo::{RedoLog, recover};

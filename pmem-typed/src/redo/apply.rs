@@ -7,10 +7,11 @@ use zerocopy::little_endian::U64;
 use crate::error::{Error, Result};
 use crate::format::heap::{ChunkDescriptor, ChunkKind, Geometry};
 use crate::format::redo::RedoRecord;
-use crate::format::{CHUNK, LINE, PAGE, read};
+use crate::format::{CHUNK, LINE, PAGE};
 use crate::heap::classes::class_of_block;
 use crate::heap::{BITMAP_WORD, DescriptorWords, decode};
 use crate::medium::Medium;
+use crate::medium::read;
 
 /// Checks that `record` describes an operation [`apply`] can carry out
 /// on this pool; used on records found at open.
@@ -39,7 +40,7 @@ pub(crate) fn validate<M: Medium>(
         ));
     }
     // Recovery checks the chunk tables a replay leaves before it writes
-    // anything (`Heap::load_replayed`), which covers the record's own stores
+    // anything (`Heap::load_from`, in `recover`), which covers the record's own stores
     // to the table but not one through its destination.
     let in_table = |offset: u64| {
         (offset as usize)

@@ -4,11 +4,11 @@
 use crate::error::{Error, Result};
 use crate::format::heap::Geometry;
 use crate::format::redo::{RedoKind, RedoRecord, kind_word, line_crc, stored_crc};
-use crate::format::{LINE, REDO_OFFSET, REDO_SLOTS, read_bytes};
-use crate::heap::Heap;
-use crate::medium::Medium;
+use crate::format::{LINE, REDO_OFFSET, REDO_SLOTS};
+use crate::heap::{DescriptorWords, Heap};
+use crate::medium::{Medium, read, read_bytes};
 
-use super::{apply, validate};
+use super::{apply, replayed, validate};
 
 /// What a redo record slot's line holds, before its record is decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,7 +144,14 @@ pub(crate) fn recover<M: Medium>(medium: &M, geometry: &Geometry) -> Result<(u32
             replay.push(record);
         }
     }
-    let heap = Heap::load_replayed(medium, *geometry, &replay)?;
+    let heap = Heap::load_from(*geometry, |at| {
+        // SAFETY: `load_from` asks only for descriptors of existing chunks,
+        // which lie inside the pool.
+        let words: DescriptorWords = unsafe { read(medium, at) };
+        replay
+            .iter()
+            .fold(words, |words, record| replayed(geometry, record, at, words))
+    })?;
     for record in &replay {
         // SAFETY: validated; the pool is not open yet, so nothing references it.
         unsafe { apply(medium, geometry, record) };
