@@ -100,9 +100,7 @@ fn chain_of<M: pmem_typed::Medium>(map: &PHashMap<M>, key: u64) -> Result<Vec<u6
     let table = pool.get(pool.root())?.current_table();
     let slot = table
         .at(bucket_of(key, table.len()))
-        .ok_or_else(|| Error::Corrupt {
-            what: format!("no bucket for {key}"),
-        })?;
+        .ok_or_else(|| Error::inconsistent(format!("no bucket for {key}")))?;
     let mut keys = Vec::new();
     let mut at = *pool.get(slot)?;
     while !at.is_null() {
@@ -300,9 +298,7 @@ fn open_removes_the_stale_half_of_an_update() -> Result<(), Error> {
         let table = pool.get(pool.root())?.current_table();
         let slot = table
             .at(bucket_of(keys[0], 4))
-            .ok_or_else(|| Error::Corrupt {
-                what: "no slot".into(),
-            })?;
+            .ok_or_else(|| Error::inconsistent("no slot"))?;
         let head = *pool.get(slot)?;
         pool.alloc(
             slot,

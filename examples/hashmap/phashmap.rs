@@ -236,7 +236,7 @@ impl fmt::Display for Recovery {
 }
 
 fn corrupt(what: String) -> Error {
-    Error::Corrupt { what }
+    Error::inconsistent(what)
 }
 
 fn check_buckets(buckets: u64) -> Result<()> {
@@ -286,7 +286,7 @@ impl PHashMap<FileMedium> {
     /// Opens the map at `path`, repairing what a crash left (see the module docs).
     ///
     /// # Errors
-    /// As for [`Pool::open`]; [`Error::Corrupt`] if the map's structure is broken.
+    /// As for [`Pool::open`]; [`Error::Inconsistent`] if the map's structure is broken.
     pub(crate) fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::recover(Pool::open(path, LAYOUT)?)
     }
@@ -312,7 +312,7 @@ impl<M: Medium> PHashMap<M> {
     /// Opens the map on `medium`, repairing what a crash left.
     ///
     /// # Errors
-    /// As for [`Pool::open_on`]; [`Error::Corrupt`] if the map's structure is broken.
+    /// As for [`Pool::open_on`]; [`Error::Inconsistent`] if the map's structure is broken.
     pub(crate) fn open_on(medium: M) -> Result<Self> {
         Self::recover(Pool::open_on(medium, LAYOUT)?)
     }
@@ -461,7 +461,7 @@ impl<M: Medium> PHashMap<M> {
     /// # Errors
     /// [`Error::InvalidArgument`] for 0 buckets; [`Error::OutOfSpace`] if the
     /// new array cannot be allocated (the map is unchanged);
-    /// [`Error::Corrupt`] if an earlier resize was left unfinished (reopen
+    /// [`Error::Inconsistent`] if an earlier resize was left unfinished (reopen
     /// the map to finish it).
     pub(crate) fn resize(&mut self, buckets: u64) -> Result<()> {
         check_buckets(buckets)?;

@@ -60,7 +60,7 @@ impl<M: Medium> PQueue<M> {
     /// left it behind.
     ///
     /// # Errors
-    /// From the pool; [`Error::Corrupt`] if the list does not end.
+    /// From the pool; [`Error::Inconsistent`] if the list does not end.
     pub(crate) fn open(mut pool: Pool<QueueRoot, M>) -> Result<Self> {
         let root = pool.root();
         let QueueRoot { head, tail } = *pool.get(root)?;
@@ -72,8 +72,8 @@ impl<M: Medium> PQueue<M> {
             if next.is_null() {
                 break;
             }
-            steps = steps.checked_sub(1).ok_or_else(|| Error::Corrupt {
-                what: format!("the list from {head:?} has a cycle"),
+            steps = steps.checked_sub(1).ok_or_else(|| {
+                Error::inconsistent(format!("the list from {head:?} has a cycle"))
             })?;
             last = next;
         }

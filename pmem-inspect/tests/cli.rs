@@ -615,8 +615,8 @@ fn check_reports_a_corrupted_chunk_descriptor() {
     assert_status(&out, 1);
     let text = stdout(&out);
     println!("{text}");
-    let problem =
-        "corrupt pool: chunk 10 of zone 0 (descriptor at 0x2280): state 0x9 has unknown kind 9";
+    let problem = "corrupt pool: the descriptor of chunk 10 of zone 0 at 0x2280: \
+                   state is 0x9, expected a known kind";
     assert_eq!(
         text.lines().next(),
         Some(&*format!("{}: 1 problem", path.display()))
@@ -1051,9 +1051,12 @@ fn an_impossible_redo_record_is_a_problem() {
     let text = stdout(&out);
     println!("{text}");
     let problem = squeeze(line_of(&text, "problem "));
-    assert!(
-        problem.contains("corrupt pool: redo record")
-            && problem.ends_with("its destination is not an aligned pointer inside the pool"),
+    assert_eq!(
+        problem,
+        format!(
+            "problem corrupt pool: redo record A at {REDO_OFFSET:#x}: dest is {SIZE:#x}, \
+             expected an aligned pointer inside the pool, past the header"
+        ),
         "{text}"
     );
     assert_eq!(

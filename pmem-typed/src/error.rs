@@ -126,10 +126,46 @@ pub enum Error {
         /// What it names.
         found: FileKind,
     },
-    /// On-media metadata is inconsistent.
+    /// On-media metadata is inconsistent: which structure, where, which
+    /// field, what it holds and what the format requires there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::format::heap::Geometry;
+    /// use pmem_typed::sim::SimMedium;
+    /// use pmem_typed::{Error, Expected, Persist, Pool, Structure};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { n: u64 }
+    ///
+    /// let mut medium = SimMedium::new(1 << 20, 1 << 20);
+    /// let heap_offset = {
+    ///     let pool = Pool::<Root, _>::create_on(&mut medium, "damaged", Root { n: 0 }).unwrap();
+    ///     pool.info().heap_offset
+    /// };
+    /// medium.store(heap_offset as usize, &[9]); // chunk 0's kind byte: no such kind
+    /// match Pool::<Root, _>::open_on(&mut medium, "damaged") {
+    ///     Err(Error::Corrupt { structure, field, found, expected, .. }) => {
+    ///         assert_eq!(structure, Structure::ChunkDescriptor { zone: 0, chunk: 0 });
+    ///         assert_eq!((field, found, expected), ("state", 9, Expected::KnownKind));
+    ///     }
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// ```
     Corrupt {
-        /// What is wrong, with the values found.
-        what: String,
+        /// The structure holding the damage.
+        structure: Structure,
+        /// The structure's offset in the pool.
+        offset: u64,
+        /// The field found wrong.
+        field: &'static str,
+        /// What the field holds (its first 8 bytes, little-endian, for a
+        /// wider field).
+        found: u64,
+        /// What the format requires there.
+        expected: Expected,
     },
     /// A persistent pointer does not designate a valid `T` in this pool.
     BadPointer {
@@ -156,6 +192,14 @@ pub enum Error {
     NotAllocated {
         /// The pointer's offset.
         offset: u64,
+    },
+    /// Code built on a pool found its own data inconsistent (a cycle in a
+    /// list, a count that disagrees with its table): the library never
+    /// returns this; it lets such code report its findings in this crate's
+    /// [`Result`]. Made with [`Error::inconsistent`].
+    Inconsistent {
+        /// What is inconsistent, with the values found.
+        what: String,
     },
     /// A parameter is out of its range.
     InvalidArgument {
@@ -471,7 +515,16 @@ impl fmt::Display for Error {
                 "{}: expected a regular file or a Device DAX, found {found}",
                 path.display()
             ),
-            Self::Corrupt { what } => write!(f, "corrupt pool: {what}"),
+            Self::Corrupt {
+                structure,
+                offset,
+                field,
+                found,
+                expected,
+            } => write!(
+                f,
+                "corrupt pool: {structure} at {offset:#x}: {field} is {found:#x}, expected {expected}"
+            ),
             Self::BadPointer {
                 offset,
                 size,
@@ -496,6 +549,7 @@ impl fmt::Display for Error {
                 )
             }
             Self::NotAllocated { offset } => write!(f, "{offset:#x} is not an allocated block"),
+            Self::Inconsistent { what } => write!(f, "inconsistent data: {what}"),
             Self::InvalidArgument { what } => f.write_str(what),
         }
     }
@@ -519,10 +573,173 @@ impl Error {
         }
     }
 
-    /// An [`Error::Corrupt`].
-    pub(crate) fn corrupt(what: impl fmt::Display) -> Self {
-        Self::Corrupt {
+    /// An [`Error::Inconsistent`]: for code built on pools to report that
+    /// its own structures do not hold together.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::Error;
+    ///
+    /// let e = Error::inconsistent(format_args!("the list from {:#x} has a cycle", 4096));
+    /// assert!(matches!(e, Error::Inconsistent { .. }));
+    /// assert_eq!(e.to_string(), "inconsistent data: the list from 0x1000 has a cycle");
+    /// ```
+    pub fn inconsistent(what: impl fmt::Display) -> Self {
+        Self::Inconsistent {
             what: what.to_string(),
+        }
+    }
+
+    /// An [`Error::Corrupt`].
+    pub(crate) const fn corrupt(
+        structure: Structure,
+        offset: u64,
+        field: &'static str,
+        found: u64,
+        expected: Expected,
+    ) -> Self {
+        Self::Corrupt {
+            structure,
+            offset,
+            field,
+            found,
+            expected,
+        }
+    }
+}
+
+/// The structure an [`Error::Corrupt`] is in.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::Structure;
+///
+/// let at = Structure::ChunkDescriptor { zone: 0, chunk: 3 };
+/// assert_eq!(at.to_string(), "the descriptor of chunk 3 of zone 0");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Structure {
+    /// The superblock, at offset 0.
+    Superblock,
+    /// The dynamic header slot in use.
+    DynamicSlot,
+    /// A redo record.
+    RedoRecord {
+        /// Its slot, 0 or 1.
+        slot: usize,
+    },
+    /// A chunk's descriptor in its zone's chunk table.
+    ChunkDescriptor {
+        /// The zone.
+        zone: usize,
+        /// The chunk's index in the zone.
+        chunk: usize,
+    },
+}
+
+impl fmt::Display for Structure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Superblock => f.write_str("the superblock"),
+            Self::DynamicSlot => f.write_str("the dynamic header slot"),
+            Self::RedoRecord { slot } => write!(f, "redo record {}", ["A", "B"][slot % 2]),
+            Self::ChunkDescriptor { zone, chunk } => {
+                write!(f, "the descriptor of chunk {chunk} of zone {zone}")
+            }
+        }
+    }
+}
+
+/// What the format requires of the field an [`Error::Corrupt`] names.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::Expected;
+///
+/// assert_eq!(Expected::Value(4096).to_string(), "0x1000");
+/// assert_eq!(Expected::RunWithinZone { chunks: 63 }.to_string(), "a run of 1 to 63 chunks in its zone");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Expected {
+    /// Exactly this value.
+    Value(u64),
+    /// At most this value.
+    AtMost(u64),
+    /// At least this value.
+    AtLeast(u64),
+    /// A power of two in `min..=max`.
+    PowerOfTwoIn {
+        /// The smallest allowed.
+        min: u64,
+        /// The largest allowed.
+        max: u64,
+    },
+    /// Zero: reserved bytes, and everything in a free chunk.
+    Zero,
+    /// A kind the format defines (chunk or redo record).
+    KnownKind,
+    /// A size-class index below this.
+    ClassBelow(u64),
+    /// No allocated bit beyond the chunk's blocks.
+    BitsWithin {
+        /// Blocks the chunk's class gives it.
+        blocks: u64,
+    },
+    /// A run head's length: 1 to this many chunks, within its zone.
+    RunWithinZone {
+        /// Chunks left in the zone from the head.
+        chunks: u64,
+    },
+    /// A run tail's state, for a chunk inside a run.
+    RunTail,
+    /// A run head somewhere before a run tail.
+    RunHeadBefore,
+    /// An aligned pointer (8 or 16 bytes) inside the pool, past the header.
+    PointerInPool,
+    /// Somewhere outside the chunk tables.
+    OutsideChunkTables,
+    /// A block in the heap's chunks.
+    InHeap,
+    /// A block of its chunk's size class, at a block boundary.
+    BlockOfItsChunk,
+    /// A run of whole chunks that starts a chunk and fits its zone.
+    WholeChunks,
+    /// Somewhere outside the block itself.
+    OutsideItsBlock,
+    /// A sequence number that can still be advanced.
+    BelowMax,
+}
+
+impl fmt::Display for Expected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Value(v) => write!(f, "{v:#x}"),
+            Self::AtMost(v) => write!(f, "at most {v:#x}"),
+            Self::AtLeast(v) => write!(f, "at least {v:#x}"),
+            Self::PowerOfTwoIn { min, max } => write!(f, "a power of two from {min} to {max}"),
+            Self::Zero => f.write_str("zero"),
+            Self::KnownKind => f.write_str("a known kind"),
+            Self::ClassBelow(n) => write!(f, "a size class below {n}"),
+            Self::BitsWithin { blocks } => write!(f, "no bit set beyond its {blocks} blocks"),
+            Self::RunWithinZone { chunks } => {
+                write!(f, "a run of 1 to {chunks} chunks in its zone")
+            }
+            Self::RunTail => f.write_str("a run tail"),
+            Self::RunHeadBefore => f.write_str("a run head before it"),
+            Self::PointerInPool => {
+                f.write_str("an aligned pointer inside the pool, past the header")
+            }
+            Self::OutsideChunkTables => f.write_str("a place outside the chunk tables"),
+            Self::InHeap => f.write_str("a block in the heap"),
+            Self::BlockOfItsChunk => f.write_str("a block of its chunk's size class"),
+            Self::WholeChunks => f.write_str("a run of whole chunks that fits its zone"),
+            Self::OutsideItsBlock => f.write_str("a place outside its block"),
+            Self::BelowMax => f.write_str("a number below u64::MAX"),
         }
     }
 }

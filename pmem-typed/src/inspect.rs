@@ -152,9 +152,15 @@ impl Inspection {
     /// drop(file);
     /// let report = inspect(&path)?;
     /// assert!(!report.is_consistent());
-    /// assert!(report.problems[0].starts_with("corrupt pool: chunk 0 of zone 0"));
+    /// assert_eq!(
+    ///     report.problems[0],
+    ///     "corrupt pool: the descriptor of chunk 0 of zone 0 at 0x2000: reserved is 0x1, expected zero"
+    /// );
     /// // Opening refuses the pool for the same reason.
-    /// assert!(matches!(Pool::<Root>::open(&path, "damaged"), Err(Error::Corrupt { .. })));
+    /// assert!(matches!(
+    ///     Pool::<Root>::open(&path, "damaged"),
+    ///     Err(Error::Corrupt { field: "reserved", found: 1, .. })
+    /// ));
     /// # Ok(()) }
     /// ```
     #[must_use]

@@ -134,7 +134,7 @@ mod resolve;
 pub mod sim;
 
 pub use check::{BadTarget, CheckReport, TargetProblem};
-pub use error::{Error, FieldDifference, FileKind, PointerProblem, Result};
+pub use error::{Error, Expected, FieldDifference, FileKind, PointerProblem, Result, Structure};
 pub use guard::{DisjointGuard, Guard, PodView};
 pub use heap::{ClassStats, HeapStats, RunStats};
 pub use medium::{FileMedium, Medium};

@@ -7,7 +7,8 @@ use pmem_testkit::scratch;
 use pmem_typed::format::redo::{RedoKind, RedoRecord};
 use pmem_typed::format::{DYNAMIC_SLOTS_OFFSET, PAGE, REDO_OFFSET};
 use pmem_typed::{
-    Error, FieldDifference, PPtr, PSlice, Persist, PointerProblem, Pool, RunStats, TargetProblem,
+    Error, Expected, FieldDifference, PPtr, PSlice, Persist, PointerProblem, Pool, RunStats,
+    Structure, TargetProblem,
 };
 use proptest::prelude::*;
 use zerocopy::IntoBytes;
@@ -256,7 +257,18 @@ fn damaged_headers_are_reported() {
     let heap_offset = t.open().info().heap_offset;
     t.patch(heap_offset, &[0x7f]);
     match Pool::<Root>::open(t.path(), "test") {
-        Err(e @ Error::Corrupt { .. }) => {
+        Err(
+            e @ Error::Corrupt {
+                structure,
+                offset,
+                field,
+                found,
+                expected,
+            },
+        ) => {
+            assert_eq!(structure, Structure::ChunkDescriptor { zone: 0, chunk: 0 });
+            assert_eq!((offset, field, found), (heap_offset, "state", 0x7f));
+            assert_eq!(expected, Expected::KnownKind);
             assert!(e.to_string().contains("chunk 0 of zone 0"), "{e}")
         }
         other => panic!("expected Corrupt, got {other:?}"),

@@ -22,7 +22,7 @@ mod stats;
 use zerocopy::IntoBytes;
 use zerocopy::little_endian::U64;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Expected, Result, Structure};
 use crate::format::heap::{BITMAP_AT, ChunkDescriptor, ChunkKind, Geometry, blocks_per_chunk};
 use crate::format::{CHUNK, SIZE_CLASSES};
 use crate::medium::Medium;
@@ -109,28 +109,20 @@ impl Heap {
             while index < count {
                 let at = geometry.descriptor_offset(zone, index);
                 let words = descriptor(at);
-                let bad = |why: String| {
-                    Error::corrupt(format_args!(
-                        "chunk {index} of zone {zone} (descriptor at {at:#x}): {why}"
-                    ))
+                let bad = |field, found, expected| {
+                    let structure = Structure::ChunkDescriptor { zone, chunk: index };
+                    Error::corrupt(structure, at as u64, field, found, expected)
                 };
+                let first_set = |words: &[U64]| words.iter().map(|w| w.get()).find(|&w| w != 0);
                 let global = zone * geometry.zone_chunks + index;
                 let state = words[0].get();
                 // Whatever the kind: a chunk freed later must be all zero.
                 let reserved = &words[RESERVED_WORD..];
-                if reserved.iter().any(|w| w.get() != 0) {
-                    let words: Vec<String> =
-                        reserved.iter().map(|w| format!("{:#x}", w.get())).collect();
-                    return Err(bad(format!(
-                        "reserved words [{}], expected zero",
-                        words.join(", ")
-                    )));
+                if let Some(found) = first_set(reserved) {
+                    return Err(bad("reserved", found, Expected::Zero));
                 }
                 let Some(d) = decode(&words) else {
-                    return Err(bad(format!(
-                        "state {state:#x} has unknown kind {}",
-                        state as u8
-                    )));
+                    return Err(bad("state", state, Expected::KnownKind));
                 };
                 let bitmap = d.bitmap.map(U64::get);
                 match d.kind {
@@ -139,21 +131,27 @@ impl Heap {
                         index += 1;
                     }
                     ChunkKind::Free => {
-                        return Err(bad(format!(
-                            "free, but state {state:#x} or bitmap not zero"
-                        )));
+                        return Err(match first_set(&words[..1]) {
+                            Some(found) => bad("state", found, Expected::Zero),
+                            None => bad("bitmap", first_set(&words).unwrap_or(0), Expected::Zero),
+                        });
                     }
                     ChunkKind::Small => {
                         let class = usize::from(d.class);
-                        if class >= SIZE_CLASSES.len() || state >> 16 != 0 {
-                            return Err(bad(format!("state {state:#x}: no size class {class}")));
+                        if class >= SIZE_CLASSES.len() {
+                            let classes = SIZE_CLASSES.len() as u64;
+                            return Err(bad("state", state, Expected::ClassBelow(classes)));
+                        }
+                        if state >> 16 != 0 {
+                            return Err(bad("state bytes 2..8", state, Expected::Zero));
                         }
                         let blocks = blocks_per_chunk(class);
                         let stray = bits_beyond(&bitmap, blocks);
                         if stray != 0 {
-                            return Err(bad(format!(
-                                "{stray} bits set beyond its {blocks} blocks"
-                            )));
+                            let word = blocks / 64;
+                            let found = bitmap.get(word).copied().unwrap_or(0);
+                            let blocks = blocks as u64;
+                            return Err(bad("bitmap", found, Expected::BitsWithin { blocks }));
                         }
                         let used = bitmap.iter().map(|w| w.count_ones()).sum::<u32>() as u16;
                         chunks[global] = Some(ChunkInfo {
@@ -169,13 +167,15 @@ impl Heap {
                     }
                     ChunkKind::Run => {
                         let run = d.run_chunks.get() as usize;
-                        if run == 0 || index + run > count || (state >> 8) as u32 & 0xff_ffff != 0 {
-                            return Err(bad(format!(
-                                "state {state:#x}: run of {run} chunks does not fit in the zone's {count}"
-                            )));
+                        if run == 0 || index + run > count {
+                            let chunks = (count - index) as u64;
+                            return Err(bad("state", state, Expected::RunWithinZone { chunks }));
                         }
-                        if bitmap != [0; 4] {
-                            return Err(bad("run with a non-zero bitmap".into()));
+                        if (state >> 8) as u32 & 0xff_ffff != 0 {
+                            return Err(bad("state bytes 1..4", state, Expected::Zero));
+                        }
+                        if let Some(found) = first_set(&words[1..RESERVED_WORD]) {
+                            return Err(bad("bitmap", found, Expected::Zero));
                         }
                         chunks[global] = Some(ChunkInfo {
                             kind: ChunkKind::Run,
@@ -186,13 +186,26 @@ impl Heap {
                         for tail in index + 1..index + run {
                             // The run fits in the zone, checked above.
                             let t = descriptor(geometry.descriptor_offset(zone, tail));
-                            if t[0].get() != ChunkDescriptor::tail_state()
-                                || t[1..].iter().any(|w| w.get() != 0)
-                            {
-                                return Err(bad(format!(
-                                    "run of {run} chunks, but chunk {tail} has state {:#x}, not a run tail",
-                                    t[0].get()
-                                )));
+                            let tail_at = geometry.descriptor_offset(zone, tail) as u64;
+                            let structure = Structure::ChunkDescriptor { zone, chunk: tail };
+                            if t[0].get() != ChunkDescriptor::tail_state() {
+                                let found = t[0].get();
+                                return Err(Error::corrupt(
+                                    structure,
+                                    tail_at,
+                                    "state",
+                                    found,
+                                    Expected::RunTail,
+                                ));
+                            }
+                            if let Some(found) = first_set(&t[1..]) {
+                                return Err(Error::corrupt(
+                                    structure,
+                                    tail_at,
+                                    "bitmap and reserved",
+                                    found,
+                                    Expected::Zero,
+                                ));
                             }
                             chunks[zone * geometry.zone_chunks + tail] = Some(ChunkInfo {
                                 kind: ChunkKind::RunTail,
@@ -202,7 +215,7 @@ impl Heap {
                         index += run;
                     }
                     ChunkKind::RunTail => {
-                        return Err(bad("run tail without a run head before it".into()));
+                        return Err(bad("state", state, Expected::RunHeadBefore));
                     }
                 }
             }

@@ -6,7 +6,7 @@ use std::panic::Location;
 use zerocopy::IntoBytes;
 
 use super::Pool;
-use crate::error::{Error, Result};
+use crate::error::{Error, Expected, Result, Structure};
 use crate::format::dynamic::DynamicSlot;
 use crate::format::heap::Geometry;
 use crate::format::{DYNAMIC_SLOTS_OFFSET, LINE};
@@ -71,10 +71,14 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         // numbered u64::MAX (only a crafted file has one) opens, but cannot be
         // superseded: refused before anything changes.
         let next_seq = self.slot.1.checked_add(1).ok_or_else(|| {
-            Error::corrupt(format_args!(
-                "dynamic header sequence number {:#x} cannot be advanced to record a new size",
-                self.slot.1
-            ))
+            let at = (DYNAMIC_SLOTS_OFFSET + self.slot.0 * LINE) as u64;
+            Error::corrupt(
+                Structure::DynamicSlot,
+                at,
+                "seq",
+                self.slot.1,
+                Expected::BelowMax,
+            )
         })?;
         self.medium.grow(new_size)?;
         let old_geometry = *self.heap.geometry();

@@ -8,7 +8,7 @@ use std::path::Path;
 use zerocopy::{FromZeros, IntoBytes};
 
 use super::{Pool, PoolInfo};
-use crate::error::{Error, FieldDifference, Result};
+use crate::error::{Error, Expected, FieldDifference, Result, Structure};
 use crate::format::dynamic::DynamicSlot;
 use crate::format::heap::{Geometry, zone_chunks_for};
 use crate::format::superblock::{FieldRecord, Superblock};
@@ -433,21 +433,46 @@ pub(crate) fn read_header<M: Medium>(medium: &M) -> Result<(PoolInfo, (usize, u6
     let root_size = sb.root_size.get();
     let root_align = sb.root_align.get();
     let heap_offset = sb.heap_offset.get();
-    let geometry_ok = chunk_size == CHUNK as u64
-        && zone_chunks.is_power_of_two()
-        && (MIN_ZONE_CHUNKS as u64..=MAX_ZONE_CHUNKS as u64).contains(&zone_chunks)
-        && root_offset == PAGE as u64
-        && root_align.is_power_of_two()
-        && root_align <= PAGE as u64
-        // A root larger than the medium cannot fit, and rounding a size
-        // near u64::MAX up to pages would overflow.
-        && root_size <= len as u64
-        && heap_offset == heap_offset_for(root_size as usize) as u64;
-    if !geometry_ok {
-        return Err(Error::corrupt(format_args!(
-            "superblock geometry: chunk size {}, {} chunks per zone, root at {} ({} bytes, align {}), heap at {}",
-            chunk_size, zone_chunks, root_offset, root_size, root_align, heap_offset
-        )));
+    let superblock = |field, found, expected| {
+        Err(Error::corrupt(
+            Structure::Superblock,
+            0,
+            field,
+            found,
+            expected,
+        ))
+    };
+    let zone_range = (MIN_ZONE_CHUNKS as u64, MAX_ZONE_CHUNKS as u64);
+    if chunk_size != CHUNK as u64 {
+        return superblock("chunk_size", chunk_size, Expected::Value(CHUNK as u64));
+    }
+    if !zone_chunks.is_power_of_two() || !(zone_range.0..=zone_range.1).contains(&zone_chunks) {
+        let (min, max) = zone_range;
+        return superblock(
+            "zone_chunks",
+            zone_chunks,
+            Expected::PowerOfTwoIn { min, max },
+        );
+    }
+    if root_offset != PAGE as u64 {
+        return superblock("root_offset", root_offset, Expected::Value(PAGE as u64));
+    }
+    if !root_align.is_power_of_two() || root_align > PAGE as u64 {
+        let (min, max) = (1, PAGE as u64);
+        return superblock(
+            "root_align",
+            root_align,
+            Expected::PowerOfTwoIn { min, max },
+        );
+    }
+    // A root larger than the medium cannot fit, and rounding a size near
+    // u64::MAX up to pages would overflow.
+    if root_size > len as u64 {
+        return superblock("root_size", root_size, Expected::AtMost(len as u64));
+    }
+    let expected_heap = heap_offset_for(root_size as usize) as u64;
+    if heap_offset != expected_heap {
+        return superblock("heap_offset", heap_offset, Expected::Value(expected_heap));
     }
     let slots: [DynamicSlot; 2] = [0, 1].map(|i| {
         // SAFETY: both slots lie within the first page.
@@ -476,10 +501,15 @@ pub(crate) fn read_header<M: Medium>(medium: &M) -> Result<(PoolInfo, (usize, u6
     }
     let minimum = heap_offset + (zone_chunks * LINE as u64) + CHUNK as u64;
     if pool_size < minimum {
-        return Err(Error::corrupt(format_args!(
-            "pool size {} is below the minimum {minimum}",
-            pool_size
-        )));
+        let at = (DYNAMIC_SLOTS_OFFSET + index * LINE) as u64;
+        let expected = Expected::AtLeast(minimum);
+        return Err(Error::corrupt(
+            Structure::DynamicSlot,
+            at,
+            "pool_size",
+            pool_size,
+            expected,
+        ));
     }
     let recorded = (sb.root_field_count.get() as usize).min(MAX_RECORDED_FIELDS);
     let info = PoolInfo {

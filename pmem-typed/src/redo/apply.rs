@@ -4,10 +4,10 @@
 
 use zerocopy::little_endian::U64;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Expected, Result, Structure};
 use crate::format::heap::{ChunkDescriptor, ChunkKind, Geometry};
 use crate::format::redo::RedoRecord;
-use crate::format::{CHUNK, LINE, PAGE};
+use crate::format::{CHUNK, LINE, PAGE, REDO_OFFSET};
 use crate::heap::classes::class_of_block;
 use crate::heap::{BITMAP_WORD, DescriptorWords, decode};
 use crate::medium::Medium;
@@ -21,9 +21,13 @@ use crate::medium::read;
 pub(crate) fn validate<M: Medium>(
     medium: &M,
     geometry: &Geometry,
+    slot: usize,
     record: &RedoRecord,
 ) -> Result<()> {
-    let bad = |why: String| Error::corrupt(format_args!("redo record {record:?}: {why}"));
+    let at = (REDO_OFFSET + slot * LINE) as u64;
+    let bad = |field, found, expected| {
+        Error::corrupt(Structure::RedoRecord { slot }, at, field, found, expected)
+    };
     let dest = record.dest.get();
     let block = record.block.get();
     let block_size = record.block_size.get();
@@ -35,9 +39,7 @@ pub(crate) fn validate<M: Medium>(
             .checked_add(dest_len)
             .is_none_or(|end| end > geometry.pool_size as u64)
     {
-        return Err(bad(
-            "its destination is not an aligned pointer inside the pool".into(),
-        ));
+        return Err(bad("dest", dest, Expected::PointerInPool));
     }
     // Recovery checks the chunk tables a replay leaves before it writes
     // anything (`Heap::load_from`, in `recover`), which covers the record's own stores
@@ -48,11 +50,11 @@ pub(crate) fn validate<M: Medium>(
             .is_some_and(|rel| rel % geometry.zone_bytes() < geometry.table_bytes())
     };
     if in_table(dest) || in_table(dest + dest_len - 1) {
-        return Err(bad("its destination lies in a chunk table".into()));
+        return Err(bad("dest", dest, Expected::OutsideChunkTables));
     }
     let (zone, index) = geometry
         .locate(block as usize)
-        .ok_or_else(|| bad("its block is not in the heap".into()))?;
+        .ok_or_else(|| bad("block", block, Expected::InHeap))?;
     // SAFETY: the descriptor of an existing chunk is inside the pool.
     let words: DescriptorWords = unsafe { read(medium, geometry.descriptor_offset(zone, index)) };
     let chunk_start = geometry.chunk_offset(zone, index) as u64;
@@ -60,10 +62,7 @@ pub(crate) fn validate<M: Medium>(
         let holds_class = decode(&words)
             .is_some_and(|d| d.kind == ChunkKind::Small && usize::from(d.class) == class);
         if !holds_class || !(block - chunk_start).is_multiple_of(block_size) {
-            return Err(bad(format!(
-                "its chunk (state {:#x}) does not hold {block_size}-byte blocks there",
-                words[0].get()
-            )));
+            return Err(bad("block", block, Expected::BlockOfItsChunk));
         }
     } else {
         let run = block_size / CHUNK as u64;
@@ -72,14 +71,12 @@ pub(crate) fn validate<M: Medium>(
             || block != chunk_start
             || index as u64 + run > geometry.chunks_in_zone(zone) as u64
         {
-            return Err(bad(
-                "its run of chunks is empty or does not fit in the zone".into(),
-            ));
+            return Err(bad("block_size", block_size, Expected::WholeChunks));
         }
     }
     let block_end = block + block_size;
     if dest < block_end && block < dest + dest_len {
-        return Err(bad("its destination lies inside its block".into()));
+        return Err(bad("dest", dest, Expected::OutsideItsBlock));
     }
     Ok(())
 }

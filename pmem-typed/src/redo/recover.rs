@@ -1,7 +1,7 @@
 //! Recovery at open: finishing or rolling back the operation an
 //! interrupted allocation or free left in the redo records.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Expected, Result, Structure};
 use crate::format::heap::Geometry;
 use crate::format::redo::{RedoKind, RedoRecord, kind_word, line_crc, stored_crc};
 use crate::format::{LINE, REDO_OFFSET, REDO_SLOTS};
@@ -57,19 +57,18 @@ pub(crate) fn decode_valid<M: Medium>(
     line: &[u8; LINE],
 ) -> Result<RedoRecord> {
     let record = RedoRecord::decode(line).ok_or_else(|| {
-        Error::corrupt(format_args!(
-            "redo record {}: unknown kind {}",
-            slot_name(slot),
-            kind_word(line)
-        ))
+        let at = (REDO_OFFSET + slot * LINE) as u64;
+        let found = u64::from(kind_word(line));
+        Error::corrupt(
+            Structure::RedoRecord { slot },
+            at,
+            "kind",
+            found,
+            Expected::KnownKind,
+        )
     })?;
-    validate(medium, geometry, &record)?;
+    validate(medium, geometry, slot, &record)?;
     Ok(record)
-}
-
-/// "A" or "B": how messages and the inspector name record slots.
-fn slot_name(slot: usize) -> char {
-    if slot == 0 { 'A' } else { 'B' }
 }
 
 /// Whether recovery redoes the validated `record`: always for a free; for
