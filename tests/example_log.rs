@@ -126,7 +126,10 @@ fn a_capacity_below_one_header_is_refused() {
     let mut medium = SimMedium::new(SIZE, SIZE);
     let pool = Pool::create_on(&mut medium, LAYOUT, empty_root()).expect("create");
     let error = PLog::open(pool, 7).expect_err("7 bytes cannot hold an entry");
-    assert!(error.to_string().contains("at least 8 bytes"), "{error}");
+    assert_eq!(
+        error.to_string(),
+        "invalid capacity: 7, expected at least 8"
+    );
     // Nothing was allocated.
     assert_eq!(open_pool(&mut medium).allocated_blocks(), []);
 }

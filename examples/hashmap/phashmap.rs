@@ -88,7 +88,9 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
 
-use pmem_typed::{CheckReport, Error, FileMedium, Medium, PPtr, PSlice, Persist, Pool, Result};
+use pmem_typed::{
+    CheckReport, Error, Expected, FileMedium, Medium, PPtr, PSlice, Persist, Pool, Result,
+};
 
 /// The pool's layout name.
 pub(crate) const LAYOUT: &str = "phashmap";
@@ -242,7 +244,9 @@ fn corrupt(what: String) -> Error {
 fn check_buckets(buckets: u64) -> Result<()> {
     if buckets == 0 {
         return Err(Error::InvalidArgument {
-            what: "a hash map needs at least one bucket, found 0".to_owned(),
+            argument: "buckets",
+            found: buckets,
+            expected: Expected::AtLeast(1),
         });
     }
     Ok(())

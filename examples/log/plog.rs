@@ -119,12 +119,14 @@ impl<M: Medium> PLog<M> {
     pub(crate) fn open(mut pool: Pool<LogRoot, M>, capacity: u64) -> Result<Self, LogError> {
         let root = pool.root();
         if pool.get(root)?.area.is_empty() {
-            let capacity = capacity / 8 * 8;
-            if capacity == 0 {
+            if capacity < 8 {
                 return Err(LogError::Pool(typed::Error::InvalidArgument {
-                    what: "a log needs a capacity of at least 8 bytes".into(),
+                    argument: "capacity",
+                    found: capacity,
+                    expected: typed::Expected::AtLeast(8),
                 }));
             }
+            let capacity = capacity / 8 * 8;
             // Allocated and published in one failure-atomic step.
             pool.alloc_slice_zeroed(root.fields().area, capacity)?;
         }

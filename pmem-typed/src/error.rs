@@ -201,10 +201,35 @@ pub enum Error {
         /// What is inconsistent, with the values found.
         what: String,
     },
-    /// A parameter is out of its range.
+    /// An argument is out of its range: which, its value, and what it must
+    /// be.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::sim::SimMedium;
+    /// use pmem_typed::{Error, Expected, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { n: u64 }
+    ///
+    /// let name = "x".repeat(100);
+    /// let err = Pool::<Root, _>::create_on(SimMedium::new(1 << 20, 1 << 20), &name, Root { n: 0 })
+    ///     .unwrap_err();
+    /// assert!(matches!(
+    ///     err,
+    ///     Error::InvalidArgument { argument: "layout name", found: 100, expected: Expected::AtMost(63) }
+    /// ));
+    /// assert_eq!(err.to_string(), "invalid layout name: 100, expected at most 63");
+    /// ```
     InvalidArgument {
-        /// What is wrong, with the values.
-        what: String,
+        /// The argument, as its documentation names it.
+        argument: &'static str,
+        /// Its value (a length for a string or a slice).
+        found: u64,
+        /// What it must be.
+        expected: Expected,
     },
 }
 
@@ -550,7 +575,11 @@ impl fmt::Display for Error {
             }
             Self::NotAllocated { offset } => write!(f, "{offset:#x} is not an allocated block"),
             Self::Inconsistent { what } => write!(f, "inconsistent data: {what}"),
-            Self::InvalidArgument { what } => f.write_str(what),
+            Self::InvalidArgument {
+                argument,
+                found,
+                expected,
+            } => write!(f, "invalid {argument}: {found}, expected {expected}"),
         }
     }
 }
@@ -653,14 +682,15 @@ impl fmt::Display for Structure {
     }
 }
 
-/// What the format requires of the field an [`Error::Corrupt`] names.
+/// What the format requires of the field an [`Error::Corrupt`] names, or
+/// what an [`Error::InvalidArgument`]'s argument must be.
 ///
 /// # Examples
 ///
 /// ```
 /// use pmem_typed::Expected;
 ///
-/// assert_eq!(Expected::Value(4096).to_string(), "0x1000");
+/// assert_eq!(Expected::Value(4096).to_string(), "4096");
 /// assert_eq!(Expected::RunWithinZone { chunks: 63 }.to_string(), "a run of 1 to 63 chunks in its zone");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -672,6 +702,8 @@ pub enum Expected {
     AtMost(u64),
     /// At least this value.
     AtLeast(u64),
+    /// Less than this value.
+    Below(u64),
     /// A power of two in `min..=max`.
     PowerOfTwoIn {
         /// The smallest allowed.
@@ -709,7 +741,8 @@ pub enum Expected {
     BlockOfItsChunk,
     /// A run of whole chunks that starts a chunk and fits its zone.
     WholeChunks,
-    /// Somewhere outside the block itself.
+    /// Somewhere outside the block itself (a redo record's destination, or
+    /// the pointer an allocation or free publishes into).
     OutsideItsBlock,
     /// A sequence number that can still be advanced.
     BelowMax,
@@ -718,9 +751,10 @@ pub enum Expected {
 impl fmt::Display for Expected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Value(v) => write!(f, "{v:#x}"),
-            Self::AtMost(v) => write!(f, "at most {v:#x}"),
-            Self::AtLeast(v) => write!(f, "at least {v:#x}"),
+            Self::Value(v) => write!(f, "{v}"),
+            Self::AtMost(v) => write!(f, "at most {v}"),
+            Self::AtLeast(v) => write!(f, "at least {v}"),
+            Self::Below(v) => write!(f, "below {v}"),
             Self::PowerOfTwoIn { min, max } => write!(f, "a power of two from {min} to {max}"),
             Self::Zero => f.write_str("zero"),
             Self::KnownKind => f.write_str("a known kind"),

@@ -4,7 +4,7 @@
 
 use super::classes::{class_for, class_of_block, first_clear_bit};
 use super::{ChunkInfo, Heap, read_bitmap};
-use crate::error::{Error, Result};
+use crate::error::{Error, Expected, Result};
 use crate::format::heap::{ChunkDescriptor, ChunkKind, blocks_per_chunk};
 use crate::format::redo::RedoRecord;
 use crate::format::{CHUNK, LINE, PAGE, SIZE_CLASSES};
@@ -34,7 +34,9 @@ impl Heap {
     ) -> Result<Reservation> {
         if align > PAGE {
             return Err(Error::InvalidArgument {
-                what: format!("alignment {align} is above the maximum of {PAGE}"),
+                argument: "alignment",
+                found: align as u64,
+                expected: Expected::AtMost(PAGE as u64),
             });
         }
         match class_for(size, align) {

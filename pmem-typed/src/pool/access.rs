@@ -5,7 +5,7 @@ use std::panic::Location;
 use std::ptr::NonNull;
 
 use super::Pool;
-use crate::error::{Error, PointerProblem, Result};
+use crate::error::{Error, Expected, PointerProblem, Result};
 use crate::medium::read;
 
 use crate::guard::{DisjointGuard, Guard, Snapshot};
@@ -462,7 +462,9 @@ impl<R: Persist, M: Medium> Pool<R, M> {
     pub fn set_elem<T: Persist>(&mut self, slice: PSlice<T>, index: u64, value: T) -> Result<()> {
         self.medium.note("Pool::set_elem", Location::caller());
         let ptr = slice.at(index).ok_or_else(|| Error::InvalidArgument {
-            what: format!("index {index} out of range for a slice of {}", slice.len()),
+            argument: "index",
+            found: index,
+            expected: Expected::Below(slice.len()),
         })?;
         self.set(ptr, value)
     }
@@ -507,10 +509,9 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         let count = values.len() as u64;
         if start.checked_add(count).is_none_or(|end| end > slice.len()) {
             return Err(Error::InvalidArgument {
-                what: format!(
-                    "{count} elements from index {start} do not fit in a slice of {}",
-                    slice.len()
-                ),
+                argument: "start + values.len()",
+                found: start.saturating_add(count),
+                expected: Expected::AtMost(slice.len()),
             });
         }
         let (base, _) = self.resolve_slice(slice, Access::Write)?;

@@ -7,7 +7,7 @@ use std::panic::Location;
 use zerocopy::FromZeros;
 
 use super::Pool;
-use crate::error::{Error, Result};
+use crate::error::{Error, Expected, Result};
 use crate::medium::read;
 
 use crate::format::redo::{RedoKind, RedoRecord};
@@ -173,10 +173,9 @@ impl<R: Persist, M: Medium> Pool<R, M> {
             .checked_mul(size_of::<T>() as u64)
             .and_then(|b| usize::try_from(b).ok())
             .ok_or_else(|| Error::InvalidArgument {
-                what: format!(
-                    "a slice of {len} elements of {} bytes is too large",
-                    size_of::<T>()
-                ),
+                argument: "len",
+                found: len,
+                expected: Expected::AtMost(isize::MAX as u64 / size_of::<T>().max(1) as u64),
             })?;
         let block =
             self.alloc_block(bytes, align_of::<T>(), None, dest, |block| [block, len], 16)?;
@@ -214,9 +213,9 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         } = self.heap.reserve(&self.medium, size, align)?;
         if (dest as u64) < block + block_size && block < dest as u64 + u64::from(dest_len) {
             return Err(Error::InvalidArgument {
-                what: format!(
-                    "destination {dest:#x} lies in the free block {block:#x} being allocated"
-                ),
+                argument: "dest",
+                found: dest as u64,
+                expected: Expected::OutsideItsBlock,
             });
         }
         let value_crc = match value {
@@ -393,9 +392,9 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         let (block, block_size) = self.heap.allocated_block(&self.medium, target)?;
         if (dest as u64) < block + block_size && block < dest as u64 + u64::from(dest_len) {
             return Err(Error::InvalidArgument {
-                what: format!(
-                    "the pointer at {dest:#x} lies inside the block {block:#x} it would free"
-                ),
+                argument: "dest",
+                found: dest as u64,
+                expected: Expected::OutsideItsBlock,
             });
         }
         let record = RedoRecord {

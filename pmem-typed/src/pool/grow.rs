@@ -61,7 +61,9 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         let old = self.info.size as usize;
         if new_size < old {
             return Err(Error::InvalidArgument {
-                what: format!("cannot shrink the pool from {old} to {new_size} bytes"),
+                argument: "new_size",
+                found: new_size as u64,
+                expected: Expected::AtLeast(old as u64),
             });
         }
         if new_size == old {

@@ -175,21 +175,24 @@ pub(crate) fn precheck_file(file: &OpenedFile) -> Result<()> {
 fn check_creation<R: Persist>(layout: &str, size: usize) -> Result<()> {
     if layout.len() > MAX_LAYOUT_NAME || layout.contains('\0') {
         return Err(Error::InvalidArgument {
-            what: format!(
-                "layout name {layout:?}: expected at most {MAX_LAYOUT_NAME} bytes without NUL, found {}",
-                layout.len()
-            ),
+            argument: "layout name",
+            found: layout.len() as u64,
+            expected: Expected::AtMost(MAX_LAYOUT_NAME as u64),
         });
     }
     if R::LAYOUT.align > PAGE {
         return Err(Error::InvalidArgument {
-            what: format!("root alignment {} is above {PAGE}", R::LAYOUT.align),
+            argument: "root alignment",
+            found: R::LAYOUT.align as u64,
+            expected: Expected::AtMost(PAGE as u64),
         });
     }
     let needed = heap_offset_for(R::LAYOUT.size) + MIN_POOL_SIZE - 2 * PAGE;
     if size < needed {
         return Err(Error::InvalidArgument {
-            what: format!("pool size {size}: expected at least {needed} bytes"),
+            argument: "pool size",
+            found: size as u64,
+            expected: Expected::AtLeast(needed as u64),
         });
     }
     Ok(())

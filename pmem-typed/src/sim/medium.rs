@@ -7,7 +7,7 @@ use std::panic::Location;
 use std::ptr::NonNull;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Expected, Result};
 use crate::format::LINE;
 use crate::medium::Medium;
 
@@ -890,10 +890,9 @@ unsafe impl Medium for SimMedium {
     fn grow(&mut self, new_len: usize) -> Result<()> {
         if new_len > self.buffer.capacity {
             return Err(Error::InvalidArgument {
-                what: format!(
-                    "SimMedium: cannot grow to {new_len} bytes, its capacity is {}",
-                    self.buffer.capacity
-                ),
+                argument: "SimMedium length",
+                found: new_len as u64,
+                expected: Expected::AtMost(self.buffer.capacity as u64),
             });
         }
         self.sync_raw_writes();
