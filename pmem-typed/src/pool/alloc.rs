@@ -175,7 +175,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
             .ok_or_else(|| Error::InvalidArgument {
                 argument: "len",
                 found: len,
-                expected: Expected::AtMost(isize::MAX as u64 / size_of::<T>().max(1) as u64),
+                expected: Expected::AtMost(usize::MAX as u64 / size_of::<T>().max(1) as u64),
             })?;
         let block =
             self.alloc_block(bytes, align_of::<T>(), None, dest, |block| [block, len], 16)?;
