@@ -116,6 +116,13 @@ fn flush_changes<M: Medium>(medium: &M, offset: usize, now: &[u8], before: &mut 
 /// changed lines (use [`Pool::set`](crate::Pool::set) or allocation for
 /// failure-atomic updates).
 ///
+/// Within one line, stores reach the cache in program order, and x86 writes
+/// a line back with its stores in that order; code that relies on it (an
+/// in-line shift) must keep the compiler from reordering them, with a
+/// borrow per store and a [`compiler_fence`](core::sync::atomic::compiler_fence)
+/// between. The crash simulator sees the writes of each borrow as one step
+/// in program order (see `sim::SimMedium`, feature `sim`).
+///
 /// # Examples
 ///
 /// ```
@@ -233,6 +240,8 @@ impl<T: ?Sized + PodView, M: Medium> Deref for Guard<'_, T, M> {
 
 impl<T: ?Sized + PodView, M: Medium> DerefMut for Guard<'_, T, M> {
     fn deref_mut(&mut self) -> &mut T {
+        // The last borrow has ended: a recording medium notes its writes now.
+        self.medium.lend_mut(self.offset, self.snapshot.0.len());
         // SAFETY: the invariant; the returned borrow of `self` is exclusive.
         unsafe { self.value.as_mut() }
     }
@@ -363,9 +372,18 @@ impl<'a, T: Pod, M: Medium, const N: usize> DisjointGuard<'a, T, M, N> {
     /// # Ok(()) }
     /// ```
     pub fn each_mut(&mut self) -> [&mut T; N] {
+        self.lend_all();
         // SAFETY: the invariant: the objects are disjoint, so the `N`
         // exclusive borrows do not alias, and they borrow `self` exclusively.
         self.values.map(|mut value| unsafe { value.as_mut() })
+    }
+
+    /// Before lending `&mut`: the last borrow, of any of the objects, has
+    /// ended, and a recording medium notes its writes as one step.
+    fn lend_all(&self) {
+        let start = self.offsets.iter().min().copied().unwrap_or(0);
+        let end = self.offsets.iter().max().map_or(0, |&o| o + size_of::<T>());
+        self.medium.lend_mut(start, end.saturating_sub(start));
     }
 
     /// Flushes the cache lines that changed in any of the objects since the
@@ -423,6 +441,7 @@ impl<T: Pod, M: Medium, const N: usize> IndexMut<usize> for DisjointGuard<'_, T,
     /// # Panics
     /// If `index >= N`.
     fn index_mut(&mut self, index: usize) -> &mut T {
+        self.lend_all();
         // SAFETY: the invariant; the returned borrow of `self` is exclusive.
         unsafe { self.values[index].as_mut() }
     }

@@ -329,6 +329,53 @@ pub unsafe trait Medium: Send + Sync {
         let _ = (operation, at);
     }
 
+    /// Tells the medium that `&mut` to `[offset, offset + len)` is about to
+    /// be lent out (a guard's `deref_mut`), so writes made through earlier
+    /// borrows are complete. Does nothing, except on a medium that records
+    /// writes: the crash simulator notes them here, so that each borrow's
+    /// writes are seen in program order.
+    ///
+    /// # Examples
+    ///
+    /// A guard calls it on every `deref_mut`: the simulator sees `ready`
+    /// written before `value`, as the program wrote them, and finds the
+    /// crash that keeps the flag without the value.
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Profile, Scenario};
+    /// use pmem_typed::{Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { value: u64, ready: u64 }
+    ///
+    /// let scenario = Scenario::new(64 << 10)
+    ///     .setup(|m| {
+    ///         Pool::create_on(m, "lend", Root { value: 0, ready: 0 })?;
+    ///         Ok(())
+    ///     })
+    ///     .run(|m| {
+    ///         let mut pool = Pool::<Root, _>::open_on(m, "lend")?;
+    ///         let mut root = pool.get_mut(pool.root())?;
+    ///         root.ready = 1; // wrong: the flag first, in the value's line
+    ///         root.value = 42;
+    ///         Ok(())
+    ///     })
+    ///     .check(|m| {
+    ///         let pool = Pool::<Root, _>::open_on(m, "lend")?;
+    ///         match *pool.get(pool.root())? {
+    ///             Root { ready: 1, value: 42 } | Root { ready: 0, .. } => Ok(()),
+    ///             Root { value, .. } => Err(format!("ready with value {value}").into()),
+    ///         }
+    ///     });
+    /// assert!(Explorer::new().profile(Profile::X86Adr).explore(&scenario).is_err());
+    /// assert!(Explorer::new().profile(Profile::Eadr).explore(&scenario).is_err());
+    /// ```
+    #[inline]
+    fn lend_mut(&self, offset: usize, len: usize) {
+        let _ = (offset, len);
+    }
+
     /// Makes the medium at least `new_len` bytes long; [`base`](Self::base)
     /// may change. The bytes already there are kept.
     ///
@@ -804,6 +851,10 @@ unsafe impl<M: Medium> Medium for &mut M {
     #[inline]
     fn note(&self, operation: &'static str, at: &'static Location<'static>) {
         (**self).note(operation, at);
+    }
+
+    fn lend_mut(&self, offset: usize, len: usize) {
+        (**self).lend_mut(offset, len);
     }
 
     fn grow(&mut self, new_len: usize) -> Result<()> {

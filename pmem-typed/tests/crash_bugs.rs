@@ -89,8 +89,8 @@ fn passes(scenario: &Scenario<'_>, profile: Profile) {
 fn names_line(failure: &Failure, offset: usize, label: &str, lost: bool) {
     let point = failure
         .point
-        .as_ref()
-        .or(failure.recovery_point.as_ref())
+        .as_deref()
+        .or(failure.recovery_points.first())
         .expect("a crash point");
     let line = point
         .lines
@@ -455,8 +455,8 @@ fn recovery_scenario<'a>(persist_fix: bool) -> Scenario<'a> {
 fn recovery_that_writes_without_persisting() {
     let failure = caught(&recovery_scenario(false), Profile::X86Adr);
     let during = failure
-        .recovery_point
-        .as_ref()
+        .recovery_points
+        .first()
         .expect("found by crashing recovery");
     let b = during
         .lines
@@ -467,7 +467,7 @@ fn recovery_that_writes_without_persisting() {
     assert!(failure.to_string().contains("during recovery"), "{failure}");
     passes(&recovery_scenario(true), Profile::X86Adr);
     // Without crashing recovery, the bug is invisible.
-    let blind = Explorer::new().recovery_crashes(false);
+    let blind = Explorer::new().recovery_depth(0);
     assert!(blind.explore(&recovery_scenario(false)).is_ok());
 }
 

@@ -230,10 +230,7 @@ proptest! {
 #[test]
 fn replay_is_deterministic() {
     let values = [5, 6, 7];
-    let crash = CrashChoice {
-        point: 2,
-        kept: vec![1],
-    };
+    let crash = CrashChoice::new(2, vec![1]);
     let first = Explorer::default().replay(&log_scenario(&values, true), &crash);
     let second = Explorer::default().replay(&log_scenario(&values, true), &crash);
     assert_eq!(first, second);

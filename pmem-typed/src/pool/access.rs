@@ -385,11 +385,13 @@ impl<R: Persist, M: Medium> Pool<R, M> {
             // as they are, in the machine's order.
             // SAFETY: as above; `&mut self` excludes any reference to the word.
             unsafe { self.medium.store_u64(word, u64::from_ne_bytes(bytes)) };
+            self.medium.persist(offset, size);
         } else {
             // SAFETY: in bounds (resolved); `&mut self` excludes any reference to the bytes.
             unsafe { self.medium.write(offset, bytemuck::bytes_of(&value), false) };
+            // `write` flushed its lines already: only the fence is left.
+            self.medium.fence();
         }
-        self.medium.persist(offset, size);
         Ok(())
     }
 

@@ -3,8 +3,9 @@
 //! recovery, including images of crashes during recovery.
 
 use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use proptest::prelude::RngExt;
@@ -12,9 +13,9 @@ use proptest::test_runner::{RngAlgorithm, TestRng};
 
 use super::explorer::Explorer;
 use super::medium::{Log, SimMedium, Site, WORD};
-use super::model::{CrashPoint, Durable, crash_points};
+use super::model::{CrashPoint, Durable, Model, crash_points, image_hash};
 use super::report::{CrashChoice, Failure, FailureKind, LineReport, PointReport, Summary};
-use super::scenario::Scenario;
+use super::scenario::{Scenario, Step};
 use crate::format::LINE;
 
 /// The generator of one point's sample: ChaCha, keyed by `seed`, so that a
@@ -42,7 +43,7 @@ fn choices(point: &CrashPoint, budget: usize, seed: u64) -> (Vec<Vec<usize>>, bo
 }
 
 fn unordered_choices(point: &CrashPoint, budget: usize, seed: u64) -> (Vec<Vec<usize>>, bool) {
-    let radix: Vec<usize> = point.units.iter().map(|u| u.stores.len() + 1).collect();
+    let radix: Vec<usize> = point.units.iter().map(|u| u.choices()).collect();
     if point.combinations() <= budget as u128 {
         let mut all = Vec::new();
         let mut current = vec![0; radix.len()];
@@ -70,25 +71,115 @@ fn unordered_choices(point: &CrashPoint, budget: usize, seed: u64) -> (Vec<Vec<u
     (sample, false)
 }
 
+/// A workload recorded: the medium after it, the durable image before it
+/// (`capacity` bytes, of which the first `len` are the medium), and the log.
+struct Recording {
+    medium: SimMedium,
+    base: Vec<u8>,
+    len: usize,
+    log: Log,
+}
+
+impl Recording {
+    /// The names of the workload's milestones, in order.
+    fn milestones(&self) -> Arc<[String]> {
+        self.log
+            .milestones
+            .iter()
+            .map(|(_, name)| name.clone())
+            .collect()
+    }
+
+    /// How many milestones a crash at `point` has passed: those marked
+    /// before its next event.
+    fn reached(&self, point: &CrashPoint) -> usize {
+        self.log
+            .milestones
+            .iter()
+            .take_while(|(at, _)| *at <= point.event)
+            .count()
+    }
+}
+
+/// Runs one step, turning a panic into an error message.
+fn run_step(step: &Step<'_>, medium: &mut SimMedium) -> Result<(), StepError> {
+    match catch_unwind(AssertUnwindSafe(|| step(medium))) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(StepError::Failed(error.to_string())),
+        Err(payload) => Err(StepError::Panicked(panic_message(payload.as_ref()))),
+    }
+}
+
+/// How a step went wrong.
+enum StepError {
+    Failed(String),
+    Panicked(String),
+}
+
+impl StepError {
+    /// The message, as "{what} failed: .." or "{what} panicked: ..".
+    fn describe(self, failed: &str, what: &str) -> String {
+        match self {
+            Self::Failed(message) => format!("{failed}: {message}"),
+            Self::Panicked(message) => format!("{what} panicked: {message}"),
+        }
+    }
+
+    /// The error's own message, or "{what} panicked: ..".
+    fn plain(self, what: &str) -> String {
+        match self {
+            Self::Failed(message) => message,
+            Self::Panicked(message) => format!("{what} panicked: {message}"),
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// What recovery and the check get of the crash they are about: the
+/// milestones reached, how many crashes during recovery led to it, and how
+/// many more may come.
+#[derive(Clone, Copy)]
+struct Context<'m> {
+    milestones: &'m Arc<[String]>,
+    reached: usize,
+    crashes: usize,
+    depth: usize,
+}
+
 impl Explorer {
-    fn record(&self, scenario: &Scenario<'_>) -> Result<(SimMedium, Vec<u8>, usize, Log), Failure> {
+    fn record(&self, scenario: &Scenario<'_>) -> Result<Recording, Failure> {
         let mut medium = SimMedium::new(scenario.size, scenario.capacity);
         medium.set_recording(false);
-        (scenario.setup)(&mut medium)
-            .map_err(|e| Failure::plain(FailureKind::Setup, e.to_string(), self))?;
+        run_step(&scenario.setup, &mut medium)
+            .map_err(|e| Failure::plain(FailureKind::Setup, e.plain("the set-up"), self))?;
         medium.set_recording(true);
-        let base_len = medium_len(&medium);
+        let len = medium_len(&medium);
         let mut base = medium.live();
         base.resize(scenario.capacity, 0);
         let _ = medium.take_log();
-        (scenario.run)(&mut medium)
-            .map_err(|e| Failure::plain(FailureKind::Program, e.to_string(), self))?;
+        run_step(&scenario.run, &mut medium)
+            .map_err(|e| Failure::plain(FailureKind::Program, e.plain("the workload"), self))?;
         let log = medium.take_log();
-        Ok((medium, base, base_len, log))
+        Ok(Recording {
+            medium,
+            base,
+            len,
+            log,
+        })
     }
 
     /// Checks every image a crash in `scenario`'s workload could leave (or a
-    /// seeded sample where there are too many), after recovery.
+    /// seeded sample where there are too many), after recovery; and, to
+    /// the [`recovery_depth`](Self::recovery_depth), every image a crash
+    /// during that recovery could leave. A panic in recovery or the check
+    /// is a failure like any other.
     ///
     /// # Errors
     /// The first failure, at the earliest crash point, described.
@@ -121,33 +212,73 @@ impl Explorer {
     /// let failure = Explorer::default().explore(&publish(false)).expect_err("flag first");
     /// assert_eq!(failure.kind, FailureKind::Crash);
     /// ```
+    ///
+    /// A recovery that panics on a crash image is reported with that image:
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Scenario};
+    ///
+    /// let scenario = Scenario::new(4096)
+    ///     .run(|m| {
+    ///         m.store_u64(0, 3); // an index, published before its table
+    ///         m.flush_range(0, 8);
+    ///         m.sfence();
+    ///         m.store_u64(64, 4); // the table's length
+    ///         m.flush_range(64, 8);
+    ///         m.sfence();
+    ///         Ok(())
+    ///     })
+    ///     .recover(|m| {
+    ///         let (index, table) = (m.read_u64(0) as usize, vec![0u64; m.read_u64(64) as usize]);
+    ///         if index > 0 {
+    ///             let _ = table[index - 1]; // out of bounds on a crash image
+    ///         }
+    ///         Ok(())
+    ///     });
+    /// let failure = Explorer::default().explore(&scenario).expect_err("recovery panics");
+    /// assert!(failure.message.starts_with("recovery panicked: index out of bounds"), "{failure}");
+    /// let image = failure.image.as_ref().expect("the image recovery panicked on");
+    /// assert_eq!((image[0], image[64]), (3, 0));
+    /// ```
     pub fn explore(&self, scenario: &Scenario<'_>) -> Result<Summary, Failure> {
         let started = Instant::now();
-        let (medium, base, base_len, log) = self.record(scenario)?;
+        let recording = self.record(scenario)?;
+        let milestones = recording.milestones();
 
-        // Without any crash, recovery and the invariant must hold.
-        let live = medium.live();
-        // (Crashes during that recovery are explored with the crash points.)
+        // Without any crash, recovery and the invariant must hold. (Crashes
+        // during that recovery are explored with the last crash point.)
+        let live = recording.medium.live();
         let mut checker = SimMedium::new(live.len(), scenario.capacity);
-        let no_crash = Self {
-            recovery_crashes: false,
-            ..self.clone()
+        let everything = Context {
+            milestones: &milestones,
+            reached: milestones.len(),
+            crashes: 0,
+            depth: 0,
         };
-        no_crash
-            .recover_and_check(scenario, &mut checker, &live, &mut Scratch::default())
-            .map_err(|(message, _)| Failure::plain(FailureKind::NoCrash, message, self))?;
+        self.recover_and_check(
+            scenario,
+            &mut checker,
+            &live,
+            everything,
+            &mut [],
+            &mut Seen::default(),
+        )
+        .map_err(|found| Failure {
+            image: Some(live.clone().into_boxed_slice()),
+            ..Failure::plain(FailureKind::NoCrash, found.message, self)
+        })?;
 
-        let points = crash_points(&base, base_len, &log, self.profile, self.every_store);
+        let points = crash_points(&recording.base, recording.len, &recording.log, self.model());
         let mut summary = Summary {
             crash_points: points.len(),
             ..Summary::default()
         };
         // Every image to check, in order: crash points in program order, and
         // within each the images keeping fewer lines first. Duplicates (also
-        // across points) are dropped by hash.
+        // across points) are dropped: same length, same milestones, same bytes.
         let mut seen = HashSet::new();
         let mut work: Vec<(usize, Vec<usize>)> = Vec::new();
-        let mut durable = Durable::new(&base);
+        let mut durable = Durable::new(&recording.base);
         for (index, point) in points.iter().enumerate() {
             durable.advance(&points, index);
             let (all, exhaustive) = choices(point, self.budget, self.seed ^ index as u64);
@@ -156,35 +287,59 @@ impl Explorer {
             } else {
                 summary.sampled_points += 1;
             }
+            let reached = recording.reached(point);
             work.extend(
                 all.into_iter()
-                    .filter(|kept| seen.insert(point.hash_of(durable.bytes(), kept)))
+                    .filter(|kept| {
+                        seen.insert((point.len, reached, point.hash_of(durable.bytes(), kept)))
+                    })
                     .map(|kept| (index, kept)),
             );
         }
         summary.images = work.len();
-        let outcome = self.check_all(scenario, &base, &points, &work);
+        let outcome = self.check_all(scenario, &recording, &milestones, &points, &work);
         summary.recovery_images = outcome.recovery_images;
         if let Some(found) = outcome.failure {
             let (index, kept) = work[found.position].clone();
-            return Err(Failure {
-                kind: FailureKind::Crash,
-                message: found.message,
-                point: Some(Box::new(
-                    self.report(scenario, &base, &points, index, &kept),
-                )),
-                recovery_point: found.recovery.map(Box::new),
-                replay: Some(CrashChoice { point: index, kept }),
-                explorer: Box::new(self.clone()),
-            });
+            return Err(self.failure(scenario, &recording, &points, index, kept, found.failure));
         }
         summary.elapsed = started.elapsed();
         Ok(summary)
     }
 
+    /// The failure at workload crash `index`, keeping `kept`, after the
+    /// crashes during recovery in `found`.
+    fn failure(
+        &self,
+        scenario: &Scenario<'_>,
+        recording: &Recording,
+        points: &[CrashPoint],
+        index: usize,
+        kept: Vec<usize>,
+        found: Found,
+    ) -> Failure {
+        let point = self.describe(scenario, recording, points, index, &kept);
+        let mut replay = CrashChoice::new(index, kept);
+        let mut link = &mut replay;
+        let mut recovery_points = Vec::new();
+        for (report, choice) in found.chain {
+            recovery_points.push(report);
+            link = link.in_recovery.insert(Box::new(choice));
+        }
+        Failure {
+            kind: FailureKind::Crash,
+            message: found.message,
+            point: Some(Box::new(point)),
+            recovery_points: recovery_points.into_boxed_slice(),
+            image: Some(found.image.into_boxed_slice()),
+            replay: Some(replay),
+            explorer: Box::new(self.clone()),
+        }
+    }
+
     /// Replays one crash of `scenario`: the point and kept stores of
-    /// `choice` (reduced modulo what exists), then recovery and the check.
-    /// Crashes during recovery are not explored here.
+    /// `choice` (reduced modulo what exists), then recovery, crashed as
+    /// `choice` says (and no further), and the check.
     ///
     /// # Errors
     /// The failure, described.
@@ -221,42 +376,106 @@ impl Explorer {
     /// # Ok(()) }
     /// ```
     pub fn replay(&self, scenario: &Scenario<'_>, choice: &CrashChoice) -> Result<(), Failure> {
-        let (_, base, base_len, log) = self.record(scenario)?;
-        let points = crash_points(&base, base_len, &log, self.profile, self.every_store);
-        let index = choice.point % points.len();
-        let point = &points[index];
-        let kept: Vec<usize> = point
-            .units
-            .iter()
-            .enumerate()
-            .map(|(i, unit)| choice.kept.get(i).copied().unwrap_or(0) % (unit.stores.len() + 1))
-            .collect();
-        let mut durable = Durable::new(&base);
+        let recording = self.record(scenario)?;
+        let milestones = recording.milestones();
+        let points = crash_points(&recording.base, recording.len, &recording.log, self.model());
+        let (index, kept) = reduce(&points, choice);
+        let mut durable = Durable::new(&recording.base);
         durable.advance(&points, index);
-        let (image, _) = point.image(durable.bytes(), &kept);
-        let mut checker = SimMedium::new(scenario.size, scenario.capacity);
-        let quiet = Self {
-            recovery_crashes: false,
-            ..self.clone()
+        let (image, _) = points[index].image(durable.bytes(), &kept);
+        let mut medium = SimMedium::new(scenario.size, scenario.capacity);
+        let context = Context {
+            milestones: &milestones,
+            reached: recording.reached(&points[index]),
+            crashes: 0,
+            depth: 0,
         };
-        quiet
-            .recover_and_check(
-                scenario,
-                &mut checker,
-                &image[..point.len],
-                &mut Scratch::default(),
-            )
-            .map_err(|(message, _)| Failure {
-                kind: FailureKind::Crash,
-                message,
-                point: Some(Box::new(
-                    self.report(scenario, &base, &points, index, &kept),
-                )),
-                recovery_point: None,
-                replay: Some(CrashChoice { point: index, kept }),
-                explorer: Box::new(self.clone()),
-            })?;
-        Ok(())
+        let image = &image[..points[index].len];
+        match self.replay_recovery(
+            scenario,
+            &mut medium,
+            image,
+            context,
+            choice.in_recovery.as_deref(),
+        ) {
+            Ok(()) => Ok(()),
+            Err(found) => Err(self.failure(scenario, &recording, &points, index, kept, found)),
+        }
+    }
+
+    /// Recovers `image`, crashed as `crash` says, and checks.
+    fn replay_recovery(
+        &self,
+        scenario: &Scenario<'_>,
+        medium: &mut SimMedium,
+        image: &[u8],
+        context: Context<'_>,
+        crash: Option<&CrashChoice>,
+    ) -> Result<(), Found> {
+        let Some(crash) = crash else {
+            return self
+                .recover_and_check(
+                    scenario,
+                    medium,
+                    image,
+                    context,
+                    &mut [],
+                    &mut Seen::default(),
+                )
+                .map(drop);
+        };
+        medium.reset_to(image, true);
+        medium.set_reached(context.milestones, context.reached);
+        let recovered = run_step(&scenario.recover, medium);
+        let log = medium.finish_recording();
+        if let Err(e) = recovered {
+            // It failed before the crash could come: that is the failure.
+            let after = if context.crashes == 0 {
+                ""
+            } else {
+                " after a crash during recovery"
+            };
+            return Err(Found::new(
+                e.describe(&format!("recovery{after} failed"), "recovery"),
+                image,
+            ));
+        }
+        let mut base = image.to_vec();
+        base.resize(scenario.capacity, 0);
+        let recording = Recording {
+            medium: SimMedium::new(0, 0),
+            base,
+            len: image.len(),
+            log,
+        };
+        let points = crash_points(
+            &recording.base,
+            recording.len,
+            &recording.log,
+            self.recovery_model(),
+        );
+        let (index, kept) = reduce(&points, crash);
+        let mut durable = Durable::new(&recording.base);
+        durable.advance(&points, index);
+        let (crashed, _) = points[index].image(durable.bytes(), &kept);
+        let context = Context {
+            crashes: context.crashes + 1,
+            ..context
+        };
+        self.replay_recovery(
+            scenario,
+            medium,
+            &crashed[..points[index].len],
+            context,
+            crash.in_recovery.as_deref(),
+        )
+        .map_err(|mut found| {
+            let report = self.describe(scenario, &recording, &points, index, &kept);
+            found
+                .chain
+                .insert(0, (report, CrashChoice::new(index, kept)));
+            found
+        })
     }
 
     /// Checks the images of `work` on a pool of workers. Each worker builds
@@ -267,23 +486,27 @@ impl Explorer {
     fn check_all(
         &self,
         scenario: &Scenario<'_>,
-        base: &[u8],
+        recording: &Recording,
+        milestones: &Arc<[String]>,
         points: &[CrashPoint],
         work: &[(usize, Vec<usize>)],
     ) -> Outcome {
         let next = AtomicUsize::new(0);
         let first_failure = AtomicUsize::new(usize::MAX);
-        let failure: Mutex<Option<Found>> = Mutex::new(None);
+        let failure: Mutex<Option<Positioned>> = Mutex::new(None);
         let recovery_images = AtomicUsize::new(0);
         std::thread::scope(|s| {
             for _ in 0..self.threads.max(1) {
                 s.spawn(|| {
                     let mut medium = SimMedium::new(scenario.size, scenario.capacity);
-                    let mut durable = Durable::new(base);
+                    let mut durable = Durable::new(&recording.base);
                     let mut image: Vec<u8> = Vec::new();
                     let mut current = usize::MAX;
                     let mut applied = Vec::new();
-                    let mut scratch = Scratch::default();
+                    let mut scratch: Vec<Scratch> = (0..self.recovery_depth)
+                        .map(|_| Scratch::default())
+                        .collect();
+                    let mut seen = Seen::default();
                     loop {
                         let position = next.fetch_add(1, Ordering::Relaxed);
                         if position >= work.len()
@@ -302,23 +525,30 @@ impl Explorer {
                             current = *index;
                         }
                         applied = apply_kept(&mut image, point, kept);
+                        let context = Context {
+                            milestones,
+                            reached: recording.reached(point),
+                            crashes: 0,
+                            depth: self.recovery_depth,
+                        };
                         match self.recover_and_check(
                             scenario,
                             &mut medium,
                             &image[..point.len],
+                            context,
                             &mut scratch,
+                            &mut seen,
                         ) {
                             Ok(n) => {
                                 recovery_images.fetch_add(n, Ordering::Relaxed);
                             }
-                            Err((message, recovery)) => {
+                            Err(found) => {
                                 let mut slot =
                                     failure.lock().unwrap_or_else(PoisonError::into_inner);
                                 if slot.as_ref().is_none_or(|f| f.position > position) {
-                                    *slot = Some(Found {
+                                    *slot = Some(Positioned {
                                         position,
-                                        message,
-                                        recovery,
+                                        failure: found,
                                     });
                                     first_failure.fetch_min(position, Ordering::Relaxed);
                                 }
@@ -334,41 +564,77 @@ impl Explorer {
         }
     }
 
-    /// Recovers `image` on `medium` and checks the invariant; then, if
-    /// recovery wrote and fenced, crashes it at each of its fences and checks
-    /// those images too. Returns the number of recovery-crash images checked.
+    /// The model recovery is crashed under: the explorer's, crashing at
+    /// fences and flushes (eADR: every step).
+    fn recovery_model(&self) -> Model {
+        Model {
+            every_store: false,
+            ..self.model()
+        }
+    }
+
+    /// Recovers `image` on `medium` and checks the invariant; then, while
+    /// `context.depth` allows and recovery wrote, crashes recovery at each
+    /// of its crash points (its end included) and does the same with each
+    /// image. Returns the number of recovery-crash images checked.
     fn recover_and_check(
         &self,
         scenario: &Scenario<'_>,
         medium: &mut SimMedium,
         image: &[u8],
-        scratch: &mut Scratch,
-    ) -> Result<usize, (String, Option<PointReport>)> {
+        context: Context<'_>,
+        scratch: &mut [Scratch],
+        seen: &mut Seen,
+    ) -> Result<usize, Found> {
         // Record recovery only if its crashes are explored; checking the
         // invariant is never recorded (it runs on a copy that is then discarded).
-        medium.reset_to(image, self.recovery_crashes);
-        (scenario.recover)(medium).map_err(|e| (format!("recovery failed: {e}"), None))?;
-        let log = if self.recovery_crashes {
+        let crash_it = context.depth > 0 && !scratch.is_empty();
+        medium.reset_to(image, crash_it);
+        medium.set_reached(context.milestones, context.reached);
+        let after = if context.crashes == 0 {
+            ""
+        } else {
+            " after a crash during recovery"
+        };
+        run_step(&scenario.recover, medium).map_err(|e| {
+            Found::new(
+                e.describe(&format!("recovery{after} failed"), "recovery"),
+                image,
+            )
+        })?;
+        let log = if crash_it {
             medium.finish_recording()
         } else {
             Log::default()
         };
-        (scenario.check)(medium).map_err(|e| (format!("invariant violated: {e}"), None))?;
+        run_step(&scenario.check, medium).map_err(|e| {
+            Found::new(
+                e.describe(&format!("invariant violated{after}"), "the check"),
+                image,
+            )
+        })?;
         if log.events.is_empty() {
             return Ok(0);
         }
+        let Some((level, deeper)) = scratch.split_first_mut() else {
+            return Ok(0);
+        };
         let Scratch {
             base,
             durable,
             crashed,
-        } = scratch;
+        } = level;
         base.clear();
         base.extend_from_slice(image);
-        base.resize(medium_capacity(scenario), 0);
-        let mut points = crash_points(base, image.len(), &log, self.profile, false);
-        points.pop(); // the end of recovery: already checked above
-        let mut seen = HashSet::new();
-        let mut checked = 0;
+        base.resize(scenario.capacity, 0);
+        let points = crash_points(base, image.len(), &log, self.recovery_model());
+        // The images to check: distinct, and neither the image recovered
+        // (a crash that kept nothing new: what this call explores already)
+        // nor the end of recovery with everything kept (checked above).
+        let recovered = (image.len(), image_hash(base));
+        let last = points.len() - 1;
+        let mut images: Vec<(usize, Vec<usize>)> = Vec::new();
+        let mut distinct = HashSet::new();
         durable.reset(base);
         for (index, point) in points.iter().enumerate() {
             durable.advance(&points, index);
@@ -377,59 +643,90 @@ impl Explorer {
                 self.recovery_budget,
                 self.seed ^ 0x7265_636f ^ index as u64,
             );
-            crashed.clear();
-            crashed.extend_from_slice(durable.bytes());
             for kept in all {
-                if !seen.insert(point.hash_of(durable.bytes(), &kept)) {
+                let complete = point
+                    .units
+                    .iter()
+                    .zip(&kept)
+                    .all(|(unit, &k)| k + 1 == unit.choices());
+                let key = (point.len, point.hash_of(durable.bytes(), &kept));
+                if !(index == last && complete) && key != recovered && distinct.insert(key) {
+                    images.push((index, kept));
+                }
+            }
+        }
+        // Shallow first: every image recovered without a further crash, and
+        // only then crashed deeper, so a failure needs the fewest crashes.
+        let mut passes = vec![0];
+        if context.depth > 1 {
+            passes.push(context.depth - 1);
+        }
+        let mut checked = 0;
+        for depth in passes {
+            durable.reset(base);
+            let mut current = usize::MAX;
+            for (index, kept) in &images {
+                let point = &points[*index];
+                if current != *index {
+                    durable.advance(&points, *index);
+                    crashed.clear();
+                    crashed.extend_from_slice(durable.bytes());
+                    current = *index;
+                }
+                let key = SeenKey {
+                    depth,
+                    reached: context.reached,
+                    len: point.len,
+                    hash: point.hash_of(durable.bytes(), kept),
+                };
+                if !seen.insert(key) {
                     continue;
                 }
-                let touched = apply_kept(crashed, point, &kept);
-                medium.reset_to(&crashed[..point.len], false);
+                let touched = apply_kept(crashed, point, kept);
+                let outcome = self.recover_and_check(
+                    scenario,
+                    medium,
+                    &crashed[..point.len],
+                    Context {
+                        crashes: context.crashes + 1,
+                        depth,
+                        ..context
+                    },
+                    if depth == 0 { &mut [] } else { &mut *deeper },
+                    seen,
+                );
                 restore(crashed, durable.bytes(), &touched);
-                let outcome = (scenario.recover)(medium)
-                    .map_err(|e| format!("recovery after a crash during recovery failed: {e}"))
-                    .and_then(|()| {
-                        (scenario.check)(medium).map_err(|e| {
-                            format!("invariant violated after a crash during recovery: {e}")
-                        })
-                    });
-                if let Err(message) = outcome {
-                    return Err((
-                        message,
-                        Some(self.describe(scenario, &log, base, &points, index, &kept)),
-                    ));
+                match outcome {
+                    Ok(n) => checked += n + usize::from(depth == 0),
+                    Err(mut found) => {
+                        let recording = Recording {
+                            medium: SimMedium::new(0, 0),
+                            base: std::mem::take(base),
+                            len: image.len(),
+                            log,
+                        };
+                        let report = self.describe(scenario, &recording, &points, *index, kept);
+                        found
+                            .chain
+                            .insert(0, (report, CrashChoice::new(*index, kept.clone())));
+                        return Err(found);
+                    }
                 }
-                checked += 1;
             }
         }
         Ok(checked)
     }
 
-    fn report(
-        &self,
-        scenario: &Scenario<'_>,
-        base: &[u8],
-        points: &[CrashPoint],
-        index: usize,
-        kept: &[usize],
-    ) -> PointReport {
-        // Re-record to get the sites (the recording is deterministic).
-        let log = self
-            .record(scenario)
-            .map(|(_, _, _, log)| log)
-            .unwrap_or_default();
-        self.describe(scenario, &log, base, points, index, kept)
-    }
-
+    /// Describes crash `index` of `recording`, keeping `kept`.
     fn describe(
         &self,
         scenario: &Scenario<'_>,
-        log: &Log,
-        base: &[u8],
+        recording: &Recording,
         points: &[CrashPoint],
         index: usize,
         kept: &[usize],
     ) -> PointReport {
+        let log = &recording.log;
         let point = &points[index];
         let site = |s: u32| {
             log.sites.get(s as usize).copied().unwrap_or(Site {
@@ -437,36 +734,51 @@ impl Explorer {
                 location: std::panic::Location::caller(),
             })
         };
-        let mut durable = Durable::new(base);
+        let mut durable = Durable::new(&recording.base);
         durable.advance(points, index);
         let (image, _) = point.image(durable.bytes(), kept);
         let mut lines: Vec<LineReport> = Vec::new();
         for (unit, &k) in point.units.iter().zip(kept) {
             let offset = unit.line as usize * LINE;
             let sites = unit.stores.iter().map(|s| site(s.site)).collect();
+            let kept_stores = unit.kept_stores(k).count();
             match lines.iter_mut().find(|l| l.offset == offset) {
                 Some(line) => {
-                    line.kept += k;
+                    line.kept += kept_stores;
                     line.pending += unit.stores.len();
                 }
                 None => lines.push(LineReport {
                     offset,
                     label: (scenario.labels)(&image, offset),
-                    kept: k,
+                    kept: kept_stores,
                     pending: unit.stores.len(),
                     sites,
                 }),
             }
         }
+        let reached = recording.reached(point);
         PointReport {
             index,
             of: points.len(),
             event: point.event,
             fences: point.fences,
             site: site(point.site),
+            milestone: reached.checked_sub(1).map(|i| log.milestones[i].1.clone()),
             lines,
         }
     }
+}
+
+/// The point and kept stores `choice` names, reduced modulo what exists.
+fn reduce(points: &[CrashPoint], choice: &CrashChoice) -> (usize, Vec<usize>) {
+    let index = choice.point % points.len();
+    let kept = points[index]
+        .units
+        .iter()
+        .enumerate()
+        .map(|(i, unit)| choice.kept.get(i).copied().unwrap_or(0) % unit.choices())
+        .collect();
+    (index, kept)
 }
 
 /// Writes the stores `kept` keeps into `image` (which holds `point`'s
@@ -474,7 +786,7 @@ impl Explorer {
 fn apply_kept(image: &mut [u8], point: &CrashPoint, kept: &[usize]) -> Vec<u32> {
     let mut touched = Vec::new();
     for (unit, &k) in point.units.iter().zip(kept) {
-        for store in &unit.stores[..k] {
+        for store in unit.kept_stores(k) {
             let at = store.word as usize * WORD;
             image[at..at + WORD].copy_from_slice(&store.value.to_le_bytes());
             touched.push(store.word);
@@ -491,9 +803,10 @@ fn restore(image: &mut [u8], durable: &[u8], touched: &[u32]) {
     }
 }
 
-/// Buffers a worker reuses from image to image. (Allocating them per image
-/// made the allocator hand pages back to the kernel and fault them in again:
-/// most of the time went there.)
+/// Buffers a worker reuses from image to image, one set per depth of
+/// recovery crashes. (Allocating them per image made the allocator hand
+/// pages back to the kernel and fault them in again: most of the time went
+/// there.)
 #[derive(Default)]
 struct Scratch {
     base: Vec<u8>,
@@ -501,25 +814,51 @@ struct Scratch {
     crashed: Vec<u8>,
 }
 
-/// A failing image found by a worker, with its position in the list of work
-/// (the first position wins, whatever the threads did).
+/// A recovery-crash image already checked by a worker: what recovery and
+/// the check can observe (the bytes, the length, the milestones) and how
+/// deep it was still to be crashed.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct SeenKey {
+    depth: usize,
+    reached: usize,
+    len: usize,
+    hash: u64,
+}
+
+type Seen = HashSet<SeenKey>;
+
+/// A failing image: the message, the image recovery failed on, and the
+/// crashes during recovery that led there (outermost first).
 struct Found {
-    position: usize,
     message: String,
-    recovery: Option<PointReport>,
+    image: Vec<u8>,
+    chain: Vec<(PointReport, CrashChoice)>,
+}
+
+impl Found {
+    fn new(message: String, image: &[u8]) -> Self {
+        Self {
+            message,
+            image: image.to_vec(),
+            chain: Vec::new(),
+        }
+    }
+}
+
+/// A failure found by a worker, with its position in the list of work
+/// (the first position wins, whatever the threads did).
+struct Positioned {
+    position: usize,
+    failure: Found,
 }
 
 struct Outcome {
-    failure: Option<Found>,
+    failure: Option<Positioned>,
     recovery_images: usize,
 }
 
 fn medium_len(medium: &SimMedium) -> usize {
     crate::medium::Medium::len(medium)
-}
-
-fn medium_capacity(scenario: &Scenario<'_>) -> usize {
-    scenario.capacity
 }
 
 #[cfg(test)]
@@ -540,7 +879,13 @@ mod tests {
         medium.sfence();
         let log = medium.take_log();
         let base = vec![0; 4096];
-        crash_points(&base, 4096, &log, Profile::X86Adr, false).remove(0)
+        crash_points(
+            &base,
+            4096,
+            &log,
+            Explorer::new().profile(Profile::X86Adr).model(),
+        )
+        .remove(0)
     }
 
     #[test]
@@ -564,7 +909,7 @@ mod tests {
         assert_eq!(choices(&point, 64, 0x5eed).0, sample);
         assert_ne!(choices(&point, 64, 0x5eee).0, sample);
         // Every choice is valid, and both extremes are among them.
-        let radix: Vec<usize> = point.units.iter().map(|u| u.stores.len() + 1).collect();
+        let radix: Vec<usize> = point.units.iter().map(|u| u.choices()).collect();
         assert!(
             sample
                 .iter()

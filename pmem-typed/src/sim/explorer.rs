@@ -1,7 +1,7 @@
 //! The explorer's settings: what to crash, how many images, which model.
 //! The search itself is `explore`'s.
 
-use super::model::Profile;
+use super::model::{Flush, Model, Profile};
 
 /// How to explore: the settings, and the search itself.
 ///
@@ -38,14 +38,17 @@ use super::model::Profile;
 pub struct Explorer {
     /// The persistence model.
     pub profile: Profile,
+    /// The flush instruction modelled.
+    pub flush: Flush,
     /// Images checked per crash point before switching to sampling.
     pub budget: usize,
     /// Seed of the sampling; reports quote it.
     pub seed: u64,
     /// Also crash before every store, not only before every fence.
     pub every_store: bool,
-    /// Also crash recovery itself, on images whose recovery writes.
-    pub recovery_crashes: bool,
+    /// How deep to crash recovery: 0 never, 1 crashes recovery, 2 also the
+    /// recovery of a crashed recovery, and so on.
+    pub recovery_depth: usize,
     /// Images per crash point of a recovery.
     pub recovery_budget: usize,
     /// Worker threads checking images.
@@ -56,10 +59,11 @@ impl Default for Explorer {
     fn default() -> Self {
         Self {
             profile: Profile::X86Adr,
+            flush: Flush::Clwb,
             budget: 4096,
             seed: 0x5eed_cafe,
             every_store: false,
-            recovery_crashes: true,
+            recovery_depth: 2,
             recovery_budget: 64,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
         }
@@ -67,10 +71,10 @@ impl Default for Explorer {
 }
 
 impl Explorer {
-    /// An explorer with the default settings: the x86 ADR profile, 4096
-    /// images per crash point, crashes before fences (not stores), recovery
-    /// crashed too (64 images per point), up to four threads. The methods
-    /// below change one setting each.
+    /// An explorer with the default settings: the x86 ADR profile with
+    /// CLWB, 4096 images per crash point, crashes before fences (not
+    /// stores), recovery crashed too, two deep (64 images per point), up to
+    /// four threads. The methods below change one setting each.
     ///
     /// # Examples
     ///
@@ -187,11 +191,59 @@ impl Explorer {
         self
     }
 
-    /// Whether to crash recovery itself, on images whose recovery writes
-    /// (default `true`).
+    /// The flush instruction modelled (default [`Flush::Clwb`], which
+    /// needs a fence; see [`Flush`]).
     #[must_use]
-    pub fn recovery_crashes(mut self, recovery_crashes: bool) -> Self {
-        self.recovery_crashes = recovery_crashes;
+    pub fn flush(mut self, flush: Flush) -> Self {
+        self.flush = flush;
+        self
+    }
+
+    /// How deep to crash recovery (default 2): at depth 1 every recovery
+    /// that writes is crashed at each of its crash points, and the images
+    /// recovered and checked; at depth 2 the recovery of each of those is
+    /// crashed too; 0 never crashes recovery. A failure reports the crash at
+    /// each depth it needed.
+    ///
+    /// # Examples
+    ///
+    /// A recovery that adds a logged amount, then clears the log: crashed
+    /// between the two, it runs again and adds it twice.
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Scenario};
+    ///
+    /// let scenario = Scenario::new(4096)
+    ///     .setup(|m| {
+    ///         m.store_u64(0, 5); // the balance
+    ///         m.store_u64(64, 1); // a logged deposit of 1, not yet applied
+    ///         Ok(())
+    ///     })
+    ///     .recover(|m| {
+    ///         let deposit = m.read_u64(64);
+    ///         if deposit != 0 {
+    ///             let balance = m.read_u64(0);
+    ///             m.store_u64(0, balance + deposit); // not idempotent
+    ///             m.flush_range(0, 8);
+    ///             m.sfence();
+    ///             m.store_u64(64, 0);
+    ///             m.flush_range(64, 8);
+    ///             m.sfence();
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .check(|m| match m.read_u64(0) {
+    ///         6 => Ok(()),
+    ///         balance => Err(format!("balance {balance}").into()),
+    ///     });
+    /// assert!(Explorer::new().recovery_depth(0).explore(&scenario).is_ok());
+    /// let failure = Explorer::new().explore(&scenario).expect_err("applied twice");
+    /// assert_eq!(failure.recovery_points.len(), 1, "one crash in recovery");
+    /// assert!(failure.message.contains("balance 7"), "{failure}");
+    /// ```
+    #[must_use]
+    pub fn recovery_depth(mut self, depth: usize) -> Self {
+        self.recovery_depth = depth;
         self
     }
 
@@ -210,5 +262,14 @@ impl Explorer {
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = threads;
         self
+    }
+
+    /// The model the settings describe.
+    pub(super) fn model(&self) -> Model {
+        Model {
+            profile: self.profile,
+            flush: self.flush,
+            every_store: self.every_store,
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::fmt;
 use std::panic::Location;
 use std::ptr::NonNull;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::error::{Error, Expected, Result};
 use crate::format::LINE;
@@ -20,13 +20,16 @@ pub(crate) const WORD: usize = 8;
 pub(crate) enum Event {
     /// The 8-byte word at `word * 8` now holds `value`. `raw` stores were
     /// found by comparing memory (writes through references); `nt` ones
-    /// bypassed the cache.
+    /// bypassed the cache. Stores of one `group` were made together, by one
+    /// operation or one borrow, in an order the recording does not know:
+    /// their consecutive run is one step of the program.
     Store {
         word: u32,
         value: u64,
         nt: bool,
         raw: bool,
         site: u32,
+        group: u32,
     },
     /// The line at `line * 64` was written back (not yet waited for).
     Flush { line: u32, site: u32 },
@@ -89,6 +92,19 @@ impl fmt::Display for Site {
 pub(crate) struct Log {
     pub(crate) events: Vec<Event>,
     pub(crate) sites: Vec<Site>,
+    /// Milestones the program marked, each with the number of events before it.
+    pub(crate) milestones: Vec<(usize, String)>,
+}
+
+impl Log {
+    /// An empty recording that starts at `site`.
+    fn starting_at(site: Site) -> Self {
+        Self {
+            events: Vec::new(),
+            sites: vec![site],
+            milestones: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -98,7 +114,12 @@ struct State {
     seen: Vec<u8>,
     log: Log,
     current_site: u32,
+    /// The group of the next stores recorded.
+    group: u32,
     recording: bool,
+    /// The milestones a check sees as reached (set by the explorer): the
+    /// first `.1` of `.0`.
+    reached: (Arc<[String]>, usize),
 }
 
 /// The buffer: zeroed, 4096-aligned, allocated once at its largest size so
@@ -147,11 +168,31 @@ fn buffer_too_large(capacity: usize) -> ! {
 ///
 /// The program (usually a [`Pool`](crate::Pool) on this medium) sees
 /// ordinary memory. Behind it, the medium records every store in 8-byte
-/// words, every flush and every fence, in program order. Stores made
-/// through references (a guard's `&mut T`) are found by comparing memory with
-/// what it last saw, at every call into the medium. The
+/// words, every flush and every fence, in program order. The
 /// [`Explorer`](super::Explorer) turns the recording into the images a power
 /// failure could leave.
+///
+/// # What the model sees
+///
+/// The recording is a sequence of *steps* in program order; within a step,
+/// stores are made together, with no order among them (they may persist in
+/// any combination, even within one cache line).
+///
+/// - Each [`store_u64`](Self::store_u64) is a step of one word. A
+///   [`store`](Self::store) or [`store_nontemporal`](Self::store_nontemporal)
+///   of several words is one step: a `memcpy` orders nothing.
+/// - Stores through references (a guard's `&mut T`) are found by comparing
+///   memory with what the medium last saw. That happens at every call into
+///   the medium and every time a guard lends out `&mut` (each `deref_mut`,
+///   [`each_mut`](crate::DisjointGuard::each_mut) and `index_mut`): the
+///   writes of one borrow are one step. So `guard.ready = 1; guard.value =
+///   42;` is two steps, in that order (two borrows); writes made through one
+///   `&mut` held across statements are one step, as the compiler may reorder
+///   them.
+/// - A value written and overwritten within one borrow is not seen: the
+///   compiler may drop such a store, and the model takes it as dropped. A
+///   tentative value the program relies on being able to see (or not) needs
+///   a borrow of its own.
 ///
 /// A medium belongs to one pool at a time: the pool takes it by value
 /// (`Pool::create_on(medium, ..)`, given back by
@@ -266,7 +307,9 @@ impl SimMedium {
             seen,
             log: Log::default(),
             current_site: 0,
+            group: 0,
             recording: true,
+            reached: (Arc::from([]), 0),
         };
         let medium = Self {
             buffer,
@@ -379,15 +422,9 @@ impl SimMedium {
     pub(crate) fn take_log(&self) -> Log {
         self.sync_raw_writes();
         let mut state = self.lock();
-        let sites = vec![state.log.sites[state.current_site as usize]];
+        let site = state.log.sites[state.current_site as usize];
         state.current_site = 0;
-        std::mem::replace(
-            &mut state.log,
-            Log {
-                events: Vec::new(),
-                sites,
-            },
-        )
+        std::mem::replace(&mut state.log, Log::starting_at(site))
     }
 
     /// Takes the recording and stops recording (one comparison of memory
@@ -396,15 +433,9 @@ impl SimMedium {
         let mut state = self.lock();
         self.sync_locked(&mut state);
         state.recording = false;
-        let sites = vec![state.log.sites[state.current_site as usize]];
+        let site = state.log.sites[state.current_site as usize];
         state.current_site = 0;
-        std::mem::replace(
-            &mut state.log,
-            Log {
-                events: Vec::new(),
-                sites,
-            },
-        )
+        std::mem::replace(&mut state.log, Log::starting_at(site))
     }
 
     /// Copies `image` over the medium and forgets the recording: used to
@@ -423,8 +454,15 @@ impl SimMedium {
         }
         state.log.events.clear();
         state.log.sites.truncate(1);
+        state.log.milestones.clear();
         state.current_site = 0;
         state.recording = recording;
+    }
+
+    /// Sets the milestones a check sees as reached: the first `count` of `all`.
+    pub(crate) fn set_reached(&mut self, all: &Arc<[String]>, count: usize) {
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        state.reached = (Arc::clone(all), count.min(all.len()));
     }
 
     /// Records the writes made through references since the last event: each
@@ -435,34 +473,46 @@ impl SimMedium {
     }
 
     fn sync_locked(&self, state: &mut State) {
+        self.sync_range(state, 0, self.len());
+    }
+
+    /// Records the words of `[offset, offset + len)` that differ from what
+    /// the medium last saw, as one group: writes through one borrow.
+    fn sync_range(&self, state: &mut State, offset: usize, len: usize) {
         if !state.recording {
             return;
         }
-        let len = self.len();
-        // SAFETY: `len` bytes of the buffer are initialised; no `&mut` into the
-        // medium is used concurrently with a call into it (medium contract).
-        let live = unsafe { std::slice::from_raw_parts(self.base().cast_const(), len) };
-        if live == &state.seen[..len] {
+        let start = offset / WORD * WORD;
+        let end = (offset + len).next_multiple_of(WORD).min(self.len());
+        if start >= end {
             return;
         }
-        let site = state.current_site;
-        for (i, (now, before)) in live
-            .chunks_exact(WORD)
-            .zip(state.seen[..len].chunks_exact_mut(WORD))
-            .enumerate()
-        {
+        // SAFETY: `[start, end)` lies within the `len` initialised bytes of
+        // the buffer; no `&mut` into the medium is used concurrently with a
+        // call into it (medium contract).
+        let live =
+            unsafe { std::slice::from_raw_parts(self.base().add(start).cast_const(), end - start) };
+        let seen = &mut state.seen[start..end];
+        if live == &seen[..] {
+            return;
+        }
+        let (site, group) = (state.current_site, state.group);
+        for (i, (now, before)) in live.chunks(WORD).zip(seen.chunks_mut(WORD)).enumerate() {
             if now != before {
                 before.copy_from_slice(now);
-                let value = u64::from_le_bytes(now.try_into().unwrap_or_default());
+                let mut word = [0; WORD];
+                word[..now.len()].copy_from_slice(now);
                 state.log.events.push(Event::Store {
-                    word: i as u32,
-                    value,
+                    word: (start / WORD + i) as u32,
+                    value: u64::from_le_bytes(word),
                     nt: false,
                     raw: true,
                     site,
+                    group,
                 });
             }
         }
+        state.group += 1;
     }
 
     /// Records stores of `[offset, offset + len)` made by the medium itself.
@@ -472,6 +522,8 @@ impl SimMedium {
         }
         let first = offset / WORD;
         let last = (offset + len).div_ceil(WORD);
+        let group = state.group;
+        state.group += 1;
         for word in first..last {
             let at = word * WORD;
             // SAFETY: the word lies within the medium (callers checked the range).
@@ -486,6 +538,7 @@ impl SimMedium {
                 nt,
                 raw: false,
                 site,
+                group,
             });
         }
     }
@@ -789,6 +842,110 @@ impl SimMedium {
         self.note("SimMedium::sfence", Location::caller());
         Medium::fence(self);
     }
+
+    /// Marks a milestone of the workload: everything the program did before
+    /// this call is done. A check then learns, for the crash it checks,
+    /// which milestones came before that crash ([`reached`](Self::reached)),
+    /// and so can state durability: what an operation that returned
+    /// promised must have survived.
+    ///
+    /// Marked in recovery or a check, milestones mean nothing: only the
+    /// workload's are passed on.
+    ///
+    /// # Examples
+    ///
+    /// A counter whose bumps must survive once they returned:
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Scenario};
+    ///
+    /// let counter = |fence_last: bool| {
+    ///     Scenario::new(4096)
+    ///         .run(move |m| {
+    ///             for n in 1..=3 {
+    ///                 m.store_u64(0, n);
+    ///                 m.flush_range(0, 8);
+    ///                 if fence_last || n < 3 {
+    ///                     m.sfence();
+    ///                 }
+    ///                 m.milestone(format!("bump {n} returned"));
+    ///             }
+    ///             Ok(())
+    ///         })
+    ///         .check(|m| {
+    ///             let returned = (1..=3).filter(|n| m.reached(&format!("bump {n} returned"))).count();
+    ///             match m.read_u64(0) {
+    ///                 n if n >= returned as u64 => Ok(()),
+    ///                 n => Err(format!("{returned} bumps returned, but the counter is {n}").into()),
+    ///             }
+    ///         })
+    /// };
+    /// assert!(Explorer::default().explore(&counter(true)).is_ok());
+    /// // The last bump returns before it is durable: a crash after it can lose it.
+    /// let failure = Explorer::default().explore(&counter(false)).expect_err("bump 3 is lost");
+    /// assert!(failure.message.contains("3 bumps returned, but the counter is 2"), "{failure}");
+    /// ```
+    pub fn milestone(&self, name: impl Into<String>) {
+        let mut state = self.lock();
+        // Writes made through references before the milestone come before it.
+        self.sync_locked(&mut state);
+        if state.recording {
+            let at = state.log.events.len();
+            state.log.milestones.push((at, name.into()));
+        }
+    }
+
+    /// Whether the workload had passed milestone `name` before the crash
+    /// this check is about (every milestone, without a crash). Outside a
+    /// check, nothing is reached.
+    ///
+    /// # Examples
+    ///
+    /// See [`milestone`](Self::milestone).
+    #[must_use]
+    pub fn reached(&self, name: &str) -> bool {
+        let state = self.lock();
+        let (all, count) = &state.reached;
+        all[..*count].iter().any(|reached| reached == name)
+    }
+
+    /// The milestones the workload had passed before the crash this check
+    /// is about, in program order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::sim::{Explorer, Scenario};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Each entry is persisted before its milestone, so every entry a
+    /// // milestone promises is there.
+    /// let scenario = Scenario::new(4096)
+    ///     .run(|m| {
+    ///         for i in 0..3 {
+    ///             m.store_u64(64 * (i + 1), 7);
+    ///             m.flush_range(64 * (i + 1), 8);
+    ///             m.sfence();
+    ///             m.milestone(format!("entry {i}"));
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .check(|m| {
+    ///         let promised = m.milestones_reached().len();
+    ///         match (0..promised).find(|i| m.read_u64(64 * (i + 1)) != 7) {
+    ///             None => Ok(()),
+    ///             Some(i) => Err(format!("entry {i} lost").into()),
+    ///         }
+    ///     });
+    /// Explorer::default().explore(&scenario)?;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn milestones_reached(&self) -> Vec<String> {
+        let state = self.lock();
+        let (all, count) = &state.reached;
+        all[..*count].to_vec()
+    }
 }
 
 #[cold]
@@ -896,9 +1053,16 @@ unsafe impl Medium for SimMedium {
             });
         }
         self.sync_raw_writes();
-        self.len = self.len.max(new_len);
+        let old_len = self.len;
+        self.len = old_len.max(new_len);
         let len = self.len;
+        // A file grows with zeros: bytes a longer image left in the buffer
+        // must not show through.
+        // SAFETY: `[old_len, len)` lies within the buffer's capacity, and
+        // `&mut self` proves that no reference into it is alive.
+        unsafe { self.base().add(old_len).write_bytes(0, len - old_len) };
         let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        state.seen[old_len..len].fill(0);
         if state.recording {
             state.log.events.push(Event::Resize { len: len as u32 });
         }
@@ -909,6 +1073,11 @@ unsafe impl Medium for SimMedium {
         let mut state = self.lock();
         self.sync_locked(&mut state);
         self.set_site(&mut state, operation, at);
+    }
+
+    fn lend_mut(&self, offset: usize, len: usize) {
+        let mut state = self.lock();
+        self.sync_range(&mut state, offset, len);
     }
 }
 

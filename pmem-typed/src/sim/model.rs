@@ -48,8 +48,10 @@ pub enum Profile {
     /// after a fence, any subset of them before.
     #[default]
     X86Adr,
-    /// Persistent caches (eADR): every store is durable once made; only the
-    /// crash position matters.
+    /// Persistent caches (eADR): every cached store is durable once made,
+    /// so only the crash position matters; non-temporal stores still wait in
+    /// write-combining buffers, outside the caches, until a fence (any subset
+    /// of them persists before it).
     Eadr,
     /// Like [`X86Adr`](Self::X86Adr), but stores to one line may persist in
     /// any order (compiler reordering of plain stores, weaker memory models):
@@ -57,7 +59,61 @@ pub enum Profile {
     Conservative,
 }
 
-/// One pending store: the word it writes, the value, where it came from.
+/// Which flush instruction the model assumes: whether a flush must be
+/// waited for by a fence.
+///
+/// pmem-sys picks CLWB where the CPU has it, then CLFLUSHOPT, then CLFLUSH
+/// (`PMEM_NO_CLWB`, `PMEM_NO_CLFLUSHOPT` steer it), and fences accordingly:
+/// SFENCE after CLWB and CLFLUSHOPT, MFENCE after CLFLUSH on AMD, and
+/// nothing after CLFLUSH on Intel, which is ordered by itself. A program
+/// checked with the default, [`Flush::Clwb`], is correct with any of them.
+///
+/// # Examples
+///
+/// A flush of the value without a fence before the flag is enough only where
+/// CLFLUSH runs, on Intel:
+///
+/// ```
+/// use pmem_typed::sim::{Explorer, Flush, Scenario};
+///
+/// let scenario = Scenario::new(4096)
+///     .run(|m| {
+///         m.store_u64(64, 42);
+///         m.flush_range(64, 8); // no fence: relies on CLFLUSH's order
+///         m.store_u64(0, 1);
+///         m.flush_range(0, 8);
+///         m.sfence();
+///         Ok(())
+///     })
+///     .check(|m| match (m.read_u64(0), m.read_u64(64)) {
+///         (0, _) | (1, 42) => Ok(()),
+///         (flag, value) => Err(format!("flag {flag} with value {value}").into()),
+///     });
+/// assert!(Explorer::new().flush(Flush::Clflush).explore(&scenario).is_ok());
+/// assert!(Explorer::new().flush(Flush::Clwb).explore(&scenario).is_err());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Flush {
+    /// CLWB or CLFLUSHOPT, or CLFLUSH on AMD: a flush starts a write-back,
+    /// and only the next fence waits for it.
+    #[default]
+    Clwb,
+    /// CLFLUSH on Intel: ordered with the stores around it, the line is
+    /// written back when the flush completes, with no fence.
+    Clflush,
+}
+
+/// What the explorer models: the hardware, the flush, where to crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Model {
+    pub(crate) profile: Profile,
+    pub(crate) flush: Flush,
+    /// Crash before every step of the program, not only before fences.
+    pub(crate) every_store: bool,
+}
+
+/// One pending store: the word it writes, the value, where it came from,
+/// and the step (group) it was made in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Pending {
     pub(crate) word: u32,
@@ -65,14 +121,108 @@ pub(crate) struct Pending {
     pub(crate) site: u32,
     pub(crate) raw: bool,
     pub(crate) nt: bool,
+    pub(crate) group: u32,
 }
 
-/// Stores that persist as a prefix: the pending stores of a line (ADR) or of
-/// a word (conservative), in program order. A crash keeps 0 to all of them.
+/// Stores that persist in program order: the pending stores of a line
+/// (ADR) or of a word (conservative, non-temporal). They come in steps,
+/// the stores of one operation or one borrow, whose order among themselves
+/// is unknown: a crash keeps every store of some first steps and any subset
+/// of the next one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Unit {
     pub(crate) line: u32,
     pub(crate) stores: Vec<Pending>,
+    /// The sizes of the steps, in order; empty when every step is one store
+    /// (the common case: a choice is then a prefix).
+    steps: Vec<u8>,
+}
+
+/// What one choice of a unit keeps: its first `prefix` stores, and those
+/// of the next step whose bit is set in `mask`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Kept {
+    pub(crate) prefix: usize,
+    pub(crate) mask: u8,
+}
+
+impl Unit {
+    /// A unit of `stores`, its steps the runs of one group.
+    pub(crate) fn new(line: u32, stores: Vec<Pending>) -> Self {
+        let mut steps: Vec<u8> = Vec::new();
+        let mut last = None;
+        for store in &stores {
+            match steps.last_mut() {
+                // A word is written once per group, so a step within one
+                // line has at most eight stores.
+                Some(len) if last == Some(store.group) && *len < 8 => *len += 1,
+                _ => steps.push(1),
+            }
+            last = Some(store.group);
+        }
+        if steps.iter().all(|&len| len == 1) {
+            steps.clear();
+        }
+        Self {
+            line,
+            stores,
+            steps,
+        }
+    }
+
+    /// The number of distinct choices: keeping nothing, or for each step,
+    /// the steps before it and a non-empty subset of it.
+    pub(crate) fn choices(&self) -> usize {
+        if self.steps.is_empty() {
+            return self.stores.len() + 1;
+        }
+        1 + self
+            .steps
+            .iter()
+            .map(|&len| (1usize << len) - 1)
+            .sum::<usize>()
+    }
+
+    /// What choice `index` (below [`choices`](Self::choices)) keeps.
+    pub(crate) fn kept(&self, index: usize) -> Kept {
+        if self.steps.is_empty() {
+            return Kept {
+                prefix: index.min(self.stores.len()),
+                mask: 0,
+            };
+        }
+        let (mut rest, mut start) = (index, 0);
+        for &len in &self.steps {
+            if rest == 0 {
+                break;
+            }
+            let subsets = (1usize << len) - 1;
+            if rest < subsets {
+                return Kept {
+                    prefix: start,
+                    mask: rest as u8,
+                };
+            }
+            rest -= subsets;
+            start += usize::from(len);
+        }
+        Kept {
+            prefix: start,
+            mask: 0,
+        }
+    }
+
+    /// The stores choice `index` keeps, in program order.
+    pub(crate) fn kept_stores(&self, index: usize) -> impl Iterator<Item = &Pending> {
+        let Kept { prefix, mask } = self.kept(index);
+        let step = self.stores[prefix..]
+            .iter()
+            .take(8)
+            .enumerate()
+            .filter(move |(bit, _)| mask >> bit & 1 == 1)
+            .map(|(_, store)| store);
+        self.stores[..prefix].iter().chain(step)
+    }
 }
 
 /// A place where the program may crash, and what the durable state is there.
@@ -149,7 +299,7 @@ impl CrashPoint {
     pub(crate) fn combinations(&self) -> u128 {
         self.units
             .iter()
-            .fold(1u128, |n, u| n.saturating_mul(u.stores.len() as u128 + 1))
+            .fold(1u128, |n, u| n.saturating_mul(u.choices() as u128))
     }
 
     /// The image where unit `i` kept `kept[i]` of its stores, given the
@@ -165,7 +315,7 @@ impl CrashPoint {
     pub(crate) fn apply(&self, durable: &[u8], image: &mut [u8], kept: &[usize]) -> u64 {
         let mut touched: BTreeMap<u32, ()> = BTreeMap::new();
         for (unit, &k) in self.units.iter().zip(kept) {
-            for store in &unit.stores[..k] {
+            for store in unit.kept_stores(k) {
                 let at = store.word as usize * WORD;
                 image[at..at + WORD].copy_from_slice(&store.value.to_le_bytes());
             }
@@ -195,7 +345,7 @@ impl CrashPoint {
                 copy.copy_from_slice(&durable[at..at + LINE]);
                 copy
             });
-            for store in &unit.stores[..k] {
+            for store in unit.kept_stores(k) {
                 let off = store.word as usize * WORD - at;
                 line[off..off + WORD].copy_from_slice(&store.value.to_le_bytes());
             }
@@ -244,14 +394,19 @@ struct LineState {
 /// Walks `log` from the durable image `base` and returns the crash points:
 /// just before every fence (the moment with the most undecided stores,
 /// whose images include those of every earlier moment since the previous
-/// fence), optionally before every store, and at the end.
+/// fence), before every flush that completes by itself ([`Flush::Clflush`]),
+/// optionally before every step, and at the end.
 pub(crate) fn crash_points(
     base: &[u8],
     base_len: usize,
     log: &Log,
-    profile: Profile,
-    every_store: bool,
+    model: Model,
 ) -> Vec<CrashPoint> {
+    let Model {
+        profile,
+        flush,
+        every_store,
+    } = model;
     let mut walk = Walk {
         durable: base.to_vec(),
         hash: image_hash(base),
@@ -262,7 +417,8 @@ pub(crate) fn crash_points(
         len: base_len,
         profile,
     };
-    let every_store = every_store || profile == Profile::Eadr;
+    let eadr = profile == Profile::Eadr;
+    let mut last_group = None;
     for (index, event) in log.events.iter().enumerate() {
         match *event {
             Event::Store {
@@ -271,11 +427,43 @@ pub(crate) fn crash_points(
                 nt,
                 raw,
                 site,
+                group,
             } => {
-                if every_store {
-                    walk.snapshot(index, site);
+                if last_group != Some(group) {
+                    last_group = Some(group);
+                    if eadr {
+                        // A crash within the step keeps any subset of its
+                        // cached stores: each is a unit of its own.
+                        let step = log.events[index..]
+                            .iter()
+                            .map_while(|e| match *e {
+                                Event::Store {
+                                    word,
+                                    value,
+                                    nt: false,
+                                    raw,
+                                    site,
+                                    group: g,
+                                } if g == group => Some(Pending {
+                                    word,
+                                    value,
+                                    site,
+                                    raw,
+                                    nt: false,
+                                    group,
+                                }),
+                                _ => None,
+                            })
+                            .map(|store| {
+                                Unit::new(store.word * WORD as u32 / LINE as u32, vec![store])
+                            });
+                        let units: Vec<Unit> = step.collect();
+                        walk.snapshot_with(index, site, units);
+                    } else if every_store {
+                        walk.snapshot(index, site);
+                    }
                 }
-                if profile == Profile::Eadr {
+                if eadr && !nt {
                     walk.write_durable(word, value);
                     continue;
                 }
@@ -287,34 +475,28 @@ pub(crate) fn crash_points(
                     site,
                     raw,
                     nt,
+                    group,
                 });
                 if nt {
                     state.covered = state.pending.len();
                 }
             }
-            Event::Flush { line, .. } => {
-                if let Some(state) = walk.lines.get_mut(&line) {
-                    state.covered = state.pending.len();
+            Event::Flush { line, site } => {
+                let Some(state) = walk.lines.get_mut(&line) else {
+                    continue;
+                };
+                state.covered = state.pending.len();
+                if flush == Flush::Clflush && !eadr && state.covered > 0 {
+                    // The line is written back before anything after the flush.
+                    walk.snapshot(index, site);
+                    walk.guarantee(|l| l == line);
                 }
             }
             Event::Resize { len } => walk.len = len as usize,
             Event::Fence { site } => {
                 walk.snapshot(index, site);
                 walk.fences += 1;
-                let mut guaranteed = Vec::new();
-                walk.lines.retain(|_, state| {
-                    guaranteed.extend(
-                        state
-                            .pending
-                            .drain(..state.covered)
-                            .map(|s| (s.word, s.value)),
-                    );
-                    state.covered = 0;
-                    !state.pending.is_empty()
-                });
-                for (word, value) in guaranteed {
-                    walk.write_durable(word, value);
-                }
+                walk.guarantee(|_| true);
             }
         }
     }
@@ -341,6 +523,13 @@ struct Walk {
 
 impl Walk {
     fn snapshot(&mut self, event: usize, site: u32) {
+        self.snapshot_with(event, site, Vec::new());
+    }
+
+    /// A crash point where `extra` units are undecided besides the pending stores.
+    fn snapshot_with(&mut self, event: usize, site: u32, extra: Vec<Unit>) {
+        let mut units = units_of(&self.lines, self.profile);
+        units.extend(extra);
         self.points.push(CrashPoint {
             event,
             site,
@@ -348,8 +537,28 @@ impl Walk {
             len: self.len,
             delta: std::mem::take(&mut self.delta),
             durable_hash: self.hash,
-            units: units_of(&self.lines, self.profile),
+            units,
         });
+    }
+
+    /// Makes the covered stores of the lines `which` selects durable.
+    fn guarantee(&mut self, which: impl Fn(u32) -> bool) {
+        let mut guaranteed = Vec::new();
+        self.lines.retain(|&line, state| {
+            if which(line) {
+                guaranteed.extend(
+                    state
+                        .pending
+                        .drain(..state.covered)
+                        .map(|s| (s.word, s.value)),
+                );
+                state.covered = 0;
+            }
+            !state.pending.is_empty()
+        });
+        for (word, value) in guaranteed {
+            self.write_durable(word, value);
+        }
     }
 
     fn write_durable(&mut self, word: u32, value: u64) {
@@ -375,22 +584,19 @@ fn units_of(lines: &BTreeMap<u32, LineState>, profile: Profile) -> Vec<Unit> {
         // where cached stores to a line persist as a prefix. A line with both
         // kinds pending keeps program order as one prefix, the stricter choice
         // that still applies its stores in order.
+        // (Under eADR only non-temporal stores are ever pending.)
         let per_word = match profile {
-            Profile::X86Adr => state.pending.iter().all(|store| store.nt),
+            Profile::X86Adr | Profile::Eadr => state.pending.iter().all(|store| store.nt),
             Profile::Conservative => true,
-            Profile::Eadr => continue,
         };
         if per_word {
             let mut by_word: BTreeMap<u32, Vec<Pending>> = BTreeMap::new();
             for store in &state.pending {
                 by_word.entry(store.word).or_default().push(*store);
             }
-            units.extend(by_word.into_values().map(|stores| Unit { line, stores }));
+            units.extend(by_word.into_values().map(|stores| Unit::new(line, stores)));
         } else {
-            units.push(Unit {
-                line,
-                stores: state.pending.clone(),
-            });
+            units.push(Unit::new(line, state.pending.clone()));
         }
     }
     units
@@ -401,13 +607,28 @@ mod tests {
     use super::*;
     use crate::sim::medium::Site;
 
-    fn log(events: Vec<Event>) -> Log {
+    /// A recording of `events`, each store a step of its own.
+    fn log(mut events: Vec<Event>) -> Log {
+        for (i, event) in events.iter_mut().enumerate() {
+            if let Event::Store { group, .. } = event {
+                *group = i as u32;
+            }
+        }
         Log {
             events,
             sites: vec![Site {
                 operation: "test",
                 location: std::panic::Location::caller(),
             }],
+            milestones: Vec::new(),
+        }
+    }
+
+    fn model(profile: Profile) -> Model {
+        Model {
+            profile,
+            flush: Flush::Clwb,
+            every_store: false,
         }
     }
 
@@ -418,6 +639,7 @@ mod tests {
             nt: false,
             raw: false,
             site: 0,
+            group: 0,
         }
     }
 
@@ -432,7 +654,7 @@ mod tests {
             Event::Fence { site: 0 },
             store(1, 4),
         ];
-        let points = crash_points(&base, 256, &log(events), Profile::X86Adr, false);
+        let points = crash_points(&base, 256, &log(events), model(Profile::X86Adr));
         assert_eq!(points.len(), 2);
         // Before the fence: line 0 has 2 pending stores, line 1 one.
         let p0 = &points[0];
@@ -474,7 +696,7 @@ mod tests {
             store(1, 2),
             Event::Fence { site: 0 },
         ];
-        let points = crash_points(&[0u8; 64], 64, &log(events), Profile::X86Adr, false);
+        let points = crash_points(&[0u8; 64], 64, &log(events), model(Profile::X86Adr));
         let end = points.last().unwrap();
         assert_eq!(end.delta, [(0, 1)], "the flushed store became durable");
         assert_eq!(
@@ -492,13 +714,13 @@ mod tests {
             nt: true,
             raw: false,
             site: 0,
+            group: 0,
         };
         let points = crash_points(
             &[0u8; 64],
             64,
             &log(vec![nt(0), nt(1), nt(2)]),
-            Profile::X86Adr,
-            false,
+            model(Profile::X86Adr),
         );
         assert_eq!(
             points[0].combinations(),
@@ -516,10 +738,11 @@ mod tests {
                 nt: true,
                 raw: false,
                 site: 0,
+                group: 0,
             },
             Event::Fence { site: 0 },
         ];
-        let points = crash_points(&[0u8; 64], 64, &log(events), Profile::X86Adr, false);
+        let points = crash_points(&[0u8; 64], 64, &log(events), model(Profile::X86Adr));
         assert_eq!(
             points[0].units.len(),
             1,
@@ -532,8 +755,8 @@ mod tests {
     #[test]
     fn conservative_splits_lines_into_words() {
         let events = vec![store(0, 1), store(1, 2), store(0, 3)];
-        let adr = crash_points(&[0u8; 64], 64, &log(events.clone()), Profile::X86Adr, false);
-        let cons = crash_points(&[0u8; 64], 64, &log(events), Profile::Conservative, false);
+        let adr = crash_points(&[0u8; 64], 64, &log(events.clone()), model(Profile::X86Adr));
+        let cons = crash_points(&[0u8; 64], 64, &log(events), model(Profile::Conservative));
         assert_eq!(adr[0].combinations(), 4, "a prefix of 3 stores");
         assert_eq!(cons[0].combinations(), 6, "word 0: 3 choices, word 1: 2");
     }
@@ -541,13 +764,111 @@ mod tests {
     #[test]
     fn eadr_crashes_between_stores() {
         let events = vec![store(0, 1), store(1, 2)];
-        let points = crash_points(&[0u8; 64], 64, &log(events), Profile::Eadr, false);
+        let points = crash_points(&[0u8; 64], 64, &log(events), model(Profile::Eadr));
         assert_eq!(points.len(), 3);
-        assert!(points.iter().all(|p| p.units.is_empty()));
+        // Before each store, the store itself is undecided (the crash may
+        // come within its step); at the end nothing is.
+        let undecided: Vec<usize> = points.iter().map(|p| p.units.len()).collect();
+        assert_eq!(undecided, [1, 1, 0]);
         let mut durable = Durable::new(&[0u8; 64]);
         durable.advance(&points, 1);
         assert_eq!((durable.bytes()[0], durable.bytes()[8]), (1, 0));
         durable.advance(&points, 2);
         assert_eq!((durable.bytes()[0], durable.bytes()[8]), (1, 2));
+    }
+
+    /// Stores of one step (one borrow, one copy), in one line.
+    fn step(group: u32, words: &[u32]) -> Vec<Event> {
+        words
+            .iter()
+            .map(|&word| Event::Store {
+                word,
+                value: 1,
+                nt: false,
+                raw: true,
+                site: 0,
+                group,
+            })
+            .collect()
+    }
+
+    fn recorded(events: Vec<Event>) -> Log {
+        Log {
+            events,
+            sites: vec![Site {
+                operation: "test",
+                location: std::panic::Location::caller(),
+            }],
+            milestones: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_steps_stores_persist_in_any_subset() {
+        // One step writes words 0 and 1; a later step word 2; all in line 0.
+        let mut events = step(7, &[0, 1]);
+        events.extend(step(8, &[2]));
+        let points = crash_points(&[0u8; 64], 64, &recorded(events), model(Profile::X86Adr));
+        let unit = &points[0].units[0];
+        // Nothing; word 0 alone; word 1 alone; both; then word 2 too.
+        assert_eq!(unit.choices(), 5);
+        let kept: Vec<Vec<u32>> = (0..5)
+            .map(|i| unit.kept_stores(i).map(|s| s.word).collect())
+            .collect();
+        assert_eq!(kept, [vec![], vec![0], vec![1], vec![0, 1], vec![0, 1, 2]]);
+    }
+
+    #[test]
+    fn eadr_crashes_within_a_step() {
+        let points = crash_points(
+            &[0u8; 64],
+            64,
+            &recorded(step(3, &[0, 1, 2])),
+            model(Profile::Eadr),
+        );
+        assert_eq!(points.len(), 2, "before the step, and the end");
+        assert_eq!(points[0].combinations(), 8, "any subset of the three words");
+    }
+
+    #[test]
+    fn eadr_keeps_nontemporal_stores_pending_until_a_fence() {
+        let nt = Event::Store {
+            word: 0,
+            value: 9,
+            nt: true,
+            raw: false,
+            site: 0,
+            group: 0,
+        };
+        let events = vec![nt, store(8, 1), Event::Fence { site: 0 }];
+        let points = crash_points(&[0u8; 128], 128, &log(events), model(Profile::Eadr));
+        // Before the cached store: the streamed word is undecided, and so is
+        // the cached store's own step.
+        assert_eq!(points[1].combinations(), 4);
+        assert!(points.last().is_some_and(|p| p.units.is_empty()));
+    }
+
+    #[test]
+    fn clflush_is_durable_without_a_fence() {
+        let events = vec![
+            store(8, 42),
+            Event::Flush { line: 1, site: 0 },
+            store(0, 1),
+            Event::Flush { line: 0, site: 0 },
+        ];
+        let clflush = Model {
+            flush: Flush::Clflush,
+            ..model(Profile::X86Adr)
+        };
+        let points = crash_points(&[0u8; 128], 128, &log(events.clone()), clflush);
+        let mut durable = Durable::new(&[0u8; 128]);
+        let end = points.len() - 1;
+        durable.advance(&points, end);
+        assert_eq!((durable.bytes()[0], durable.bytes()[64]), (1, 42));
+        assert!(points[end].units.is_empty(), "nothing left to decide");
+        // With CLWB nothing is durable without a fence.
+        let clwb = crash_points(&[0u8; 128], 128, &log(events), model(Profile::X86Adr));
+        assert_eq!(clwb.len(), 1);
+        assert_eq!(clwb[0].combinations(), 4);
     }
 }

@@ -1,17 +1,22 @@
-//! Property-test integration: strategies for crash choices, and a runner
-//! that checks generated workloads under generated crashes and reduces a
-//! failure to the fewest operations and the fewest lines kept.
+//! Property-test integration: a runner that explores generated workloads
+//! and reduces a failure to the fewest operations, the smallest values and
+//! the fewest lines kept; and strategies for crash choices.
 //!
 //! Two ways to use it:
 //!
-//! - [`crash_choices`] in your own `proptest!` tests, replaying each case with
-//!   [`Explorer::replay`]. Put the crash choice first among the inputs, so it
-//!   shrinks first (crash points do not move when later operations are
-//!   removed).
-//! - [`check_workloads`], which runs proptest and then minimises what it
-//!   found with exhaustive exploration: operations are removed one at a time
-//!   while some crash still breaks the invariant, and at the earliest failing
-//!   crash point the image keeping the fewest lines is reported.
+//! - [`check_workloads`]: each generated case is explored as
+//!   [`Explorer::explore`] would explore it (every crash point, every image
+//!   the profile allows within the explorer's budget, crashes during
+//!   recovery to its depth), so it finds what exhaustive exploration finds.
+//!   A failing case is shrunk by proptest (fewer operations, smaller
+//!   values), then operations are removed one at a time while the failure
+//!   stays; the report is the earliest failing crash point, keeping the
+//!   fewest lines. Where a crash point has more images than the budget, it
+//!   is sampled, and the [`Summary`] says so (`sampled_points`).
+//! - [`crash_choices`] in your own `proptest!` tests, replaying each case
+//!   with [`Explorer::replay`]: one crash per case, cheaper but weaker (it
+//!   may miss a crash the explorer would find). Put the crash choice first
+//!   among the inputs, so it shrinks first.
 //!
 //! ```
 //! use pmem_typed::sim::proptest::crash_choices;
@@ -47,10 +52,14 @@ use std::fmt;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestError, TestRunner};
 
-use super::{CrashChoice, Explorer, Failure, Scenario};
+use std::cell::RefCell;
 
-/// Crash choices: a crash point and, for up to 64 pending units, how many
-/// stores each kept. Shrinks toward the first point and toward keeping nothing.
+use super::{CrashChoice, Explorer, Failure, Scenario, Summary};
+
+/// Crash choices: a crash point, for up to 64 pending units which of their
+/// choices each kept, and perhaps a crash during the recovery that follows.
+/// Shrinks toward the first point, toward keeping nothing, and toward no
+/// crash in recovery.
 ///
 /// # Examples
 ///
@@ -82,12 +91,16 @@ use super::{CrashChoice, Explorer, Failure, Scenario};
 /// let Err(TestError::Fail(_, crash)) = result else { panic!("the value can be lost") };
 /// let failure = explorer.replay(&scenario, &crash).expect_err("replays");
 /// // Before the fence, with the flag's line kept and the value's lost.
-/// assert_eq!(failure.replay, Some(CrashChoice { point: 0, kept: vec![1, 0] }));
+/// assert_eq!(failure.replay, Some(CrashChoice::new(0, vec![1, 0])));
 /// ```
 pub fn crash_choices() -> impl Strategy<Value = CrashChoice> {
-    (any::<u32>(), prop::collection::vec(0usize..64, 0..64)).prop_map(|(point, kept)| CrashChoice {
-        point: point as usize,
-        kept,
+    let crash = || {
+        (any::<u32>(), prop::collection::vec(0usize..64, 0..64))
+            .prop_map(|(point, kept)| CrashChoice::new(point as usize, kept))
+    };
+    (crash(), prop::option::of(crash())).prop_map(|(crash, in_recovery)| match in_recovery {
+        Some(then) => crash.with_recovery_crash(then),
+        None => crash,
     })
 }
 
@@ -141,7 +154,7 @@ pub struct Counterexample<Op> {
     /// The operations: removing any one of them makes every crash pass.
     pub ops: Vec<Op>,
     /// The failure at the earliest failing crash point, keeping the fewest lines.
-    pub failure: Failure,
+    pub failure: Box<Failure>,
 }
 
 impl<Op: fmt::Debug> fmt::Display for Counterexample<Op> {
@@ -158,9 +171,10 @@ impl<Op: fmt::Debug> fmt::Display for Counterexample<Op> {
 
 impl<Op: fmt::Debug> std::error::Error for Counterexample<Op> {}
 
-/// Checks generated workloads, each under a generated crash, with
-/// `config.cases` cases. On a failure, proptest shrinks it, then the
-/// workload is minimised with exhaustive exploration (see the module docs).
+/// Checks `config.cases` generated workloads, exploring each as
+/// [`Explorer::explore`] does. On a failure, proptest shrinks it, then
+/// operations are removed one at a time while the failure stays (see the
+/// module docs).
 ///
 /// # Errors
 /// The minimised [`Counterexample`].
@@ -205,7 +219,8 @@ impl<Op: fmt::Debug> std::error::Error for Counterexample<Op> {}
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let config = Config { cases: 32, failure_persistence: None, ..Config::default() };
 /// let values = prop::collection::vec(1..1000_u64, 1..5);
-/// check_workloads(&Explorer::default(), config, values, append)?;
+/// let summary = check_workloads(&Explorer::default(), config, values, append)?;
+/// assert_eq!(summary.sampled_points, 0, "every crash point of every case was exhaustive");
 /// # Ok(()) }
 /// ```
 pub fn check_workloads<Op: Clone + fmt::Debug>(
@@ -213,25 +228,24 @@ pub fn check_workloads<Op: Clone + fmt::Debug>(
     config: Config,
     ops: impl Strategy<Value = Vec<Op>>,
     scenario: impl Fn(&[Op]) -> Scenario<'static>,
-) -> Result<(), Counterexample<Op>> {
+) -> Result<Summary, Counterexample<Op>> {
     let mut runner = TestRunner::new(config);
-    let result = runner.run(&(crash_choices(), ops), |(crash, ops)| {
-        explorer
-            .replay(&scenario(&ops), &crash)
-            .map_err(|failure| TestCaseError::fail(failure.to_string()))
+    let total = RefCell::new(Summary::default());
+    let result = runner.run(&ops, |ops| {
+        let summary = explorer
+            .explore(&scenario(&ops))
+            .map_err(|failure| TestCaseError::fail(failure.to_string()))?;
+        total.borrow_mut().add(&summary);
+        Ok(())
     });
-    let (crash, mut ops) = match result {
-        Ok(()) => return Ok(()),
-        Err(TestError::Fail(_, (crash, ops))) => (crash, ops),
+    let mut ops = match result {
+        Ok(()) => return Ok(total.into_inner()),
+        Err(TestError::Fail(_, ops)) => ops,
         Err(TestError::Abort(reason)) => panic!("proptest aborted: {reason}"),
     };
     let mut failure = match explorer.explore(&scenario(&ops)) {
         Err(failure) => failure,
-        // The sampled crash failed but sampling at that point missed it: keep it.
-        Ok(_) => match explorer.replay(&scenario(&ops), &crash) {
-            Err(failure) => return Err(Counterexample { ops, failure }),
-            Ok(()) => unreachable_pass(),
-        },
+        Ok(_) => unreachable_pass(),
     };
     'reduce: loop {
         for i in 0..ops.len() {
@@ -242,11 +256,16 @@ pub fn check_workloads<Op: Clone + fmt::Debug>(
                 continue 'reduce;
             }
         }
-        return Err(Counterexample { ops, failure });
+        return Err(Counterexample {
+            ops,
+            failure: Box::new(failure),
+        });
     }
 }
 
 #[cold]
 fn unreachable_pass() -> ! {
-    panic!("a crash that failed under proptest passed on replay: the scenario is not deterministic")
+    panic!(
+        "a workload that failed under proptest passed when explored again: the scenario is not deterministic"
+    )
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::explorer::Explorer;
 use super::medium::Site;
+use super::model::Flush;
 
 /// What an exploration did.
 ///
@@ -50,6 +51,16 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Adds another exploration's counts (and time) to these.
+    pub(super) fn add(&mut self, other: &Summary) {
+        self.crash_points += other.crash_points;
+        self.images += other.images;
+        self.exhaustive_points += other.exhaustive_points;
+        self.sampled_points += other.sampled_points;
+        self.recovery_images += other.recovery_images;
+        self.elapsed += other.elapsed;
+    }
+
     /// Images (of both kinds) checked per second.
     ///
     /// # Examples
@@ -90,9 +101,11 @@ impl fmt::Display for Summary {
     }
 }
 
-/// A crash to replay: the crash point, and how many of each pending unit's
-/// stores persisted. Values are reduced modulo what exists, so any value is
-/// a valid choice (which is what lets proptest generate and shrink them).
+/// A crash to replay: the crash point, how many of each pending unit's
+/// stores persisted and, for a failure that needed one, the crash during
+/// the recovery that followed. Values are reduced modulo what exists, so
+/// any value is a valid choice (which is what lets proptest generate and
+/// shrink them).
 ///
 /// # Examples
 ///
@@ -114,21 +127,94 @@ impl fmt::Display for Summary {
 ///     });
 /// let explorer = Explorer::default();
 /// // Point 0 is before the fence; the pending units are the flag's line, then the value's.
-/// let flag_only = CrashChoice { point: 0, kept: vec![1, 0] };
+/// let flag_only = CrashChoice::new(0, vec![1, 0]);
 /// assert!(explorer.replay(&scenario, &flag_only).is_err());
-/// let value_only = CrashChoice { point: 0, kept: vec![0, 1] };
+/// let value_only = CrashChoice::new(0, vec![0, 1]);
 /// assert!(explorer.replay(&scenario, &value_only).is_ok());
 /// // Values wrap around (2 points; 1 store pending per line): `flag_only` again.
-/// let wrapped = CrashChoice { point: 2, kept: vec![3, 2] };
+/// let wrapped = CrashChoice::new(2, vec![3, 2]);
 /// assert!(explorer.replay(&scenario, &wrapped).is_err());
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct CrashChoice {
     /// Index of the crash point (modulo their number).
     pub point: usize,
-    /// Per pending unit, stores kept (modulo its pending count + 1); missing
-    /// entries keep none.
+    /// Per pending unit, which of its choices persisted (modulo their
+    /// number): 0 keeps none of its stores; for a unit whose stores were
+    /// made one at a time, `k` keeps the first `k`. Missing entries keep none.
     pub kept: Vec<usize>,
+    /// The crash during the recovery of this image, if any.
+    pub in_recovery: Option<Box<CrashChoice>>,
+}
+
+impl CrashChoice {
+    /// A crash at `point`, keeping `kept` of each unit; recovery is not crashed.
+    ///
+    /// # Examples
+    ///
+    /// See [`CrashChoice`].
+    #[must_use]
+    pub fn new(point: usize, kept: Vec<usize>) -> Self {
+        Self {
+            point,
+            kept,
+            in_recovery: None,
+        }
+    }
+
+    /// The same crash, then `crash` during the recovery of its image.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::sim::CrashChoice;
+    ///
+    /// let twice = CrashChoice::new(0, vec![1]).with_recovery_crash(CrashChoice::new(1, vec![0]));
+    /// assert_eq!(twice.depth(), 1);
+    /// ```
+    #[must_use]
+    pub fn with_recovery_crash(mut self, crash: CrashChoice) -> Self {
+        self.in_recovery = Some(Box::new(crash));
+        self
+    }
+
+    /// How many crashes during recovery follow this one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::sim::CrashChoice;
+    ///
+    /// assert_eq!(CrashChoice::new(3, vec![]).depth(), 0);
+    /// ```
+    #[must_use]
+    pub fn depth(&self) -> usize {
+        self.in_recovery.as_ref().map_or(0, |c| 1 + c.depth())
+    }
+}
+
+/// The Rust expression that builds the choice, to paste into a regression test.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::sim::CrashChoice;
+///
+/// let choice = CrashChoice::new(2, vec![1, 0]).with_recovery_crash(CrashChoice::new(0, vec![3]));
+/// assert_eq!(
+///     choice.to_string(),
+///     "CrashChoice::new(2, vec![1, 0]).with_recovery_crash(CrashChoice::new(0, vec![3]))"
+/// );
+/// ```
+impl fmt::Display for CrashChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CrashChoice::new({}, vec!{:?})", self.point, self.kept)?;
+        if let Some(crash) = &self.in_recovery {
+            write!(f, ".with_recovery_crash({crash})")?;
+        }
+        Ok(())
+    }
 }
 
 /// Stores of one line that had not necessarily persisted at the crash.
@@ -217,6 +303,8 @@ pub struct PointReport {
     pub fences: usize,
     /// The operation about to fence (or the last one).
     pub site: Site,
+    /// The last milestone the workload had marked before the crash.
+    pub milestone: Option<String>,
     /// The undecided lines and what the image kept of them.
     pub lines: Vec<LineReport>,
 }
@@ -291,9 +379,13 @@ pub struct Failure {
     pub message: String,
     /// The crash in the workload.
     pub point: Option<Box<PointReport>>,
-    /// The crash during recovery, if the failure needed one.
-    pub recovery_point: Option<Box<PointReport>>,
-    /// The choice that replays the workload crash with [`Explorer::replay`].
+    /// The crashes during recovery the failure needed, one per depth: the
+    /// first crashed the recovery of the workload's crash image, the next
+    /// the recovery of that, and so on.
+    pub recovery_points: Box<[PointReport]>,
+    /// The image recovery failed on: the medium as the last crash left it.
+    pub image: Option<Box<[u8]>>,
+    /// The choice that replays the failure with [`Explorer::replay`].
     pub replay: Option<CrashChoice>,
     /// The explorer's settings.
     pub explorer: Box<Explorer>,
@@ -305,7 +397,8 @@ impl Failure {
             kind,
             message,
             point: None,
-            recovery_point: None,
+            recovery_points: Box::default(),
+            image: None,
             replay: None,
             explorer: Box::new(explorer.clone()),
         }
@@ -314,9 +407,14 @@ impl Failure {
 
 impl fmt::Display for PointReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let milestone = self
+            .milestone
+            .as_deref()
+            .map(|m| format!(", past milestone \"{m}\""))
+            .unwrap_or_default();
         writeln!(
             f,
-            "crash point {} of {} (after {} events, {} fences), at {}",
+            "crash point {} of {} (after {} events, {} fences{milestone}), at {}",
             self.index, self.of, self.event, self.fences, self.site
         )?;
         if self.lines.is_empty() {
@@ -360,13 +458,22 @@ impl fmt::Display for Failure {
         if let Some(point) = &self.point {
             write!(f, "  {point}")?;
         }
-        if let Some(point) = &self.recovery_point {
-            write!(f, "  then, during recovery, {point}")?;
+        for (depth, point) in self.recovery_points.iter().enumerate() {
+            let whose = if depth == 0 { "" } else { "that " };
+            write!(
+                f,
+                "  then, during {whose}recovery (depth {}), {point}",
+                depth + 1
+            )?;
         }
         if let Some(choice) = &self.replay {
+            let flush = match self.explorer.flush {
+                Flush::Clwb => String::new(),
+                other => format!(".flush(Flush::{other:?})"),
+            };
             writeln!(
                 f,
-                "  replay: Explorer::new().profile(Profile::{:?}).seed({:#x}).replay(&scenario, &{choice:?})",
+                "  replay: Explorer::new().profile(Profile::{:?}){flush}.seed({:#x}).replay(&scenario, &{choice})",
                 self.explorer.profile, self.explorer.seed
             )?;
         }

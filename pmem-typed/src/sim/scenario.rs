@@ -53,7 +53,7 @@ use super::medium::SimMedium;
 /// ```
 pub type StepResult = Result<(), Box<dyn std::error::Error>>;
 
-type Step<'a> = Box<dyn Fn(&mut SimMedium) -> StepResult + Send + Sync + 'a>;
+pub(super) type Step<'a> = Box<dyn Fn(&mut SimMedium) -> StepResult + Send + Sync + 'a>;
 type Labeler<'a> = Box<dyn Fn(&[u8], usize) -> Option<String> + Send + Sync + 'a>;
 
 /// A program to check for crash consistency, in four steps.
