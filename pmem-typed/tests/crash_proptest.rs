@@ -4,7 +4,7 @@
 
 use pmem_typed::sim::proptest::{check_workloads, crash_choices};
 use pmem_typed::sim::{CrashChoice, Explorer, Profile, Scenario, SimMedium, pool_labels};
-use pmem_typed::{PPtr, Persist, Pool};
+use pmem_typed::{Medium, PPtr, PSlice, Persist, Pool};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
@@ -235,4 +235,141 @@ fn replay_is_deterministic() {
     let second = Explorer::default().replay(&log_scenario(&values, true), &crash);
     assert_eq!(first, second);
     assert!(first.is_err());
+}
+
+#[derive(Clone, Copy, Debug, Persist)]
+#[repr(C)]
+struct Lists {
+    /// The published list.
+    items: PSlice<u64>,
+    /// Where a new list is allocated before it is published.
+    spare: PSlice<u64>,
+}
+
+/// A newcomer's list replacement: each operation allocates a list of `len`
+/// copies of `len` into `spare`, then publishes it with `set`, a 16-byte
+/// store that can tear (the new offset with the old length).
+fn replace_lists(lens: &[u64]) -> Scenario<'static> {
+    let lens = lens.to_vec();
+    Scenario::new(64 * 1024)
+        .setup(|m| {
+            let empty = PSlice::empty();
+            Pool::create_on(
+                m,
+                "lists",
+                Lists {
+                    items: empty,
+                    spare: empty,
+                },
+            )?;
+            Ok(())
+        })
+        .run(move |m| {
+            let mut pool = Pool::<Lists, _>::open_on(m, "lists")?;
+            let fields = pool.root().fields();
+            for &len in &lens {
+                let spare = pool.alloc_slice(fields.spare, &vec![len; len as usize])?;
+                pool.set(fields.items, spare)?;
+            }
+            Ok(())
+        })
+        .check(|m| {
+            let pool = Pool::<Lists, _>::open_on(m, "lists")?;
+            let items = pool.get_slice(pool.get(pool.root())?.items)?;
+            match items.first() {
+                Some(&len) if items.len() as u64 != len || items.iter().any(|&v| v != len) => {
+                    Err(format!(
+                        "a list of {} that is not one written: {items:?}",
+                        items.len()
+                    )
+                    .into())
+                }
+                _ => Ok(()),
+            }
+        })
+        .labels(pool_labels::<Lists>)
+}
+
+#[test]
+fn a_torn_slice_is_found_and_shrinks_to_the_smallest_value() {
+    let config = Config {
+        cases: 16,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let lens = prop::collection::vec(3u64..40, 1..4);
+    let Err(counterexample) = check_workloads(&Explorer::default(), config, lens, replace_lists)
+    else {
+        panic!("the torn slice was not found")
+    };
+    assert_eq!(
+        counterexample.ops,
+        [3],
+        "one list, of the fewest elements:\n{counterexample}"
+    );
+    let report = counterexample.to_string();
+    assert!(report.contains("replay: Explorer::new()"), "{report}");
+    eprintln!("{report}");
+}
+
+/// A log of `values` (entry `i` at `64 * (i + 2)`) with a record to apply
+/// (at 0): recovery copies the entries to `2048 + ...` and clears the
+/// record, flushing but never fencing.
+fn copied_on_recovery(values: &[u64]) -> Scenario<'static> {
+    let (written, expected) = (values.to_vec(), values.to_vec());
+    let entry = |i: usize| 64 * (i + 2);
+    Scenario::new(4096)
+        .run(move |m| {
+            for (i, &v) in written.iter().enumerate() {
+                m.store_u64(entry(i), v);
+                m.persist(entry(i), 8);
+            }
+            m.store_u64(0, written.len() as u64);
+            m.persist(0, 8);
+            m.milestone("record left");
+            Ok(())
+        })
+        .recover(move |m| {
+            let count = m.read_u64(0) as usize;
+            for i in 0..count {
+                let v = m.read_u64(entry(i));
+                m.store_u64(2048 + entry(i), v);
+                m.flush_range(2048 + entry(i), 8);
+            }
+            m.store_u64(0, 0);
+            m.flush_range(0, 8);
+            Ok(())
+        })
+        .check(move |m| {
+            if !m.reached("record left") {
+                return Ok(());
+            }
+            for (i, &v) in expected.iter().enumerate() {
+                if m.read_u64(2048 + entry(i)) != v {
+                    return Err(format!("entry {i} was not copied").into());
+                }
+            }
+            Ok(())
+        })
+}
+
+#[test]
+fn a_bug_only_a_crash_during_recovery_shows_is_found() {
+    let config = Config {
+        cases: 16,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let values = prop::collection::vec(1u64..1000, 1..4);
+    let Err(counterexample) =
+        check_workloads(&Explorer::default(), config, values, copied_on_recovery)
+    else {
+        panic!("recovery's missing fence was not found")
+    };
+    assert_eq!(counterexample.ops, [1], "{counterexample}");
+    assert_eq!(
+        counterexample.failure.recovery_points.len(),
+        1,
+        "{counterexample}"
+    );
 }

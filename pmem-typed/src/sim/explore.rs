@@ -153,6 +153,17 @@ struct Context<'m> {
     depth: usize,
 }
 
+impl Context<'_> {
+    /// How a failure's message says which recovery failed.
+    fn after(&self) -> &'static str {
+        if self.crashes == 0 {
+            ""
+        } else {
+            " after a crash during recovery"
+        }
+    }
+}
+
 impl Explorer {
     fn record(&self, scenario: &Scenario<'_>) -> Result<Recording, Failure> {
         let mut medium = SimMedium::new(scenario.size, scenario.capacity);
@@ -430,13 +441,8 @@ impl Explorer {
         let log = medium.finish_recording();
         if let Err(e) = recovered {
             // It failed before the crash could come: that is the failure.
-            let after = if context.crashes == 0 {
-                ""
-            } else {
-                " after a crash during recovery"
-            };
             return Err(Found::new(
-                e.describe(&format!("recovery{after} failed"), "recovery"),
+                e.describe(&format!("recovery{} failed", context.after()), "recovery"),
                 image,
             ));
         }
@@ -591,11 +597,7 @@ impl Explorer {
         let crash_it = context.depth > 0 && !scratch.is_empty();
         medium.reset_to(image, crash_it);
         medium.set_reached(context.milestones, context.reached);
-        let after = if context.crashes == 0 {
-            ""
-        } else {
-            " after a crash during recovery"
-        };
+        let after = context.after();
         run_step(&scenario.recover, medium).map_err(|e| {
             Found::new(
                 e.describe(&format!("recovery{after} failed"), "recovery"),
