@@ -77,6 +77,44 @@
 //!   flag. Non-temporal stores are weakly ordered and wait in
 //!   write-combining buffers, outside the caches that eADR makes
 //!   persistent: the bug bites under eADR too.
+//! - `missing_flush`: a value stored and fenced but never flushed, then
+//!   counted by a persisted flag: its line may never be written back. Not
+//!   under eADR, where a store is durable once made. Twin: flushed.
+//! - `pointer_published_before_object`: a pool list whose new node is
+//!   linked (`Pool::publish`) before it is written through `get_mut`: in
+//!   program order, so under eADR too. Twin: written (the guard persists
+//!   it), then linked.
+//! - `torn_pslice_set`: a 16-byte `PSlice` field replaced with `Pool::set`,
+//!   which stores its offset and length as one step of two words: a crash
+//!   can pair the new offset with the old length, within the step, so under
+//!   eADR too. Twin: the slice in a holder that is written (torn or not,
+//!   unreachable) and persisted, then published by an 8-byte pointer.
+//! - `flush_range_misses_last_line`: a record that spans two lines, flushed
+//!   with one line from its line-aligned start, then counted by a flag.
+//!   Twin: the record's own range.
+//! - `unaligned_u64_torn`: an 8-byte value copied to an offset 4 bytes
+//!   past a word boundary, so two words of one step, which tear even under
+//!   eADR. Twin: aligned.
+//! - `durability_returned_before_fence`: inserts that return (a
+//!   [milestone](SimMedium::milestone)) after the flush but before the
+//!   fence, so a value whose insert returned can be lost. Not under eADR.
+//!   Twin: the milestone after the fence.
+//!
+//! The bugs `crash-model.md` lists, and the entries that cover them:
+//! missing flush (`missing_flush`), missing fence (`ring_tail_before_slot`,
+//! `undo_update_before_log`), pointer published before its object
+//! (`pointer_published_before_object`, and across lines under one fence
+//! `btree_split_sibling_early`), torn 16-byte update (`torn_pslice_set`,
+//! and as two 8-byte stores `hash_resize_two_words`), flush range missing
+//! the last line (`flush_range_misses_last_line`), reliance on same-line
+//! ordering (`inline_shift_raw`, `inline_shift_guard`), non-temporal stores
+//! without a fence (`nontemporal_without_fence`), recovery that writes
+//! without persisting (`undo_rollback_unpersisted`), a valid token set
+//! before the key and value (`redo_commit_before_entries`, whose commit
+//! mark is that token, and `ready_flag_first_guard`), a length bumped
+//! before the entry (`btree_parent_count_first`); besides, an unaligned
+//! 8-byte store (`unaligned_u64_torn`) and a durability promise made too
+//! early (`durability_returned_before_fence`).
 //!
 //! The two tests report every verdict that differs from the expected one in
 //! one message; `--nocapture` shows the whole table.
@@ -86,7 +124,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use pmem_typed::sim::proptest::check_workloads;
 use pmem_typed::sim::{Explorer, Failure, Profile, Scenario, SimMedium, StepResult};
-use pmem_typed::{Persist, Pool};
+use pmem_typed::{PPtr, PSlice, Persist, Pool};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
@@ -210,6 +248,42 @@ const ENTRIES: &[Entry] = &[
         bites: EVERYWHERE,
         bug: streamed::bug,
         fixed: streamed::fixed,
+    },
+    Entry {
+        name: "missing_flush",
+        bites: WRITE_BACK,
+        bug: unflushed::bug,
+        fixed: unflushed::fixed,
+    },
+    Entry {
+        name: "pointer_published_before_object",
+        bites: EVERYWHERE,
+        bug: publish::bug,
+        fixed: publish::fixed,
+    },
+    Entry {
+        name: "torn_pslice_set",
+        bites: EVERYWHERE,
+        bug: torn_slice::bug,
+        fixed: torn_slice::fixed,
+    },
+    Entry {
+        name: "flush_range_misses_last_line",
+        bites: WRITE_BACK,
+        bug: short_flush::bug,
+        fixed: short_flush::fixed,
+    },
+    Entry {
+        name: "unaligned_u64_torn",
+        bites: EVERYWHERE,
+        bug: unaligned::bug,
+        fixed: unaligned::fixed,
+    },
+    Entry {
+        name: "durability_returned_before_fence",
+        bites: WRITE_BACK,
+        bug: promise::bug,
+        fixed: promise::fixed,
     },
 ];
 
@@ -1289,6 +1363,464 @@ mod streamed {
                     m.read(BLOCKS + 64 * i, &mut found);
                     if expected.get(i).map(|&op| block(op)) != Some(found) {
                         return Err(format!("flag {count} but block {i} is incomplete").into());
+                    }
+                }
+                Ok(())
+            })
+    }
+
+    pub(super) fn bug(ops: &[u64]) -> Scenario<'static> {
+        scenario(ops, false)
+    }
+
+    pub(super) fn fixed(ops: &[u64]) -> Scenario<'static> {
+        scenario(ops, true)
+    }
+}
+
+mod unflushed {
+    //! One value per operation, each in its own line, counted by a flag
+    //! word persisted after it.
+    use super::*;
+
+    const FLAG: usize = 0;
+    const VALUES: usize = 1024;
+    const CAPACITY: usize = 8;
+
+    fn slot(i: usize) -> usize {
+        VALUES + 64 * i
+    }
+
+    fn scenario(ops: &[u64], flushed: bool) -> Scenario<'static> {
+        let written: Vec<u64> = ops.iter().copied().take(CAPACITY).collect();
+        let expected = written.clone();
+        Scenario::new(4096)
+            .run(move |m| {
+                for (i, &value) in written.iter().enumerate() {
+                    m.store_u64(slot(i), value);
+                    if flushed {
+                        m.flush_range(slot(i), 8);
+                    } // the bug: the fence has no write-back to wait for
+                    m.sfence();
+                    m.store_u64(FLAG, i as u64 + 1);
+                    persist(m, FLAG, 8);
+                }
+                Ok(())
+            })
+            .check(move |m| {
+                let count = m.read_u64(FLAG) as usize;
+                for i in 0..count {
+                    let found = m.read_u64(slot(i));
+                    if expected.get(i) != Some(&found) {
+                        return Err(format!("flag {count} but value {i} is {found}").into());
+                    }
+                }
+                Ok(())
+            })
+    }
+
+    pub(super) fn bug(ops: &[u64]) -> Scenario<'static> {
+        scenario(ops, false)
+    }
+
+    pub(super) fn fixed(ops: &[u64]) -> Scenario<'static> {
+        scenario(ops, true)
+    }
+}
+
+/// A node of `pointer_published_before_object`'s list.
+#[derive(Clone, Copy, Persist)]
+#[repr(C)]
+struct ListNode {
+    value: u64,
+    /// `value ^ CHECK`: a node read before it was written fails it.
+    check: u64,
+    next: PPtr<ListNode>,
+}
+
+/// The root of `pointer_published_before_object`.
+#[derive(Clone, Copy, Persist)]
+#[repr(C)]
+struct ListRoot {
+    head: PPtr<ListNode>,
+    /// Blank nodes, allocated by the set-up: node `i` is operation `i`'s.
+    nodes: PSlice<ListNode>,
+}
+
+mod publish {
+    //! A list onto which each operation pushes a node holding its value;
+    //! the nodes are allocated (blank) by the set-up, so that the workload
+    //! is only the writes and the links.
+    use super::*;
+
+    const CHECK: u64 = 0x5a5a_5a5a_5a5a_5a5a;
+    const CAPACITY: usize = 4;
+
+    fn open(m: &mut SimMedium) -> pmem_typed::Result<Pool<ListRoot, &mut SimMedium>> {
+        Pool::open_on(m, "publish")
+    }
+
+    fn node(value: u64, next: PPtr<ListNode>) -> ListNode {
+        ListNode {
+            value,
+            check: value ^ CHECK,
+            next,
+        }
+    }
+
+    fn scenario(ops: &[u64], persist_first: bool) -> Scenario<'static> {
+        let written: Vec<u64> = ops.iter().copied().take(CAPACITY).collect();
+        let expected = written.clone();
+        Scenario::new(64 * 1024)
+            .setup(|m| {
+                let root = ListRoot {
+                    head: PPtr::null(),
+                    nodes: PSlice::empty(),
+                };
+                let mut pool = Pool::create_on(m, "publish", root)?;
+                pool.alloc_slice_zeroed(pool.root().fields().nodes, CAPACITY as u64)?;
+                Ok(())
+            })
+            .run(move |m| {
+                let mut pool = open(m)?;
+                let head = pool.root().fields().head;
+                let nodes = pool.get(pool.root())?.nodes;
+                for (i, &value) in written.iter().enumerate() {
+                    let fresh = nodes.at(i as u64).ok_or("no blank node left")?;
+                    let next = *pool.get(head)?;
+                    if persist_first {
+                        *pool.get_mut(fresh)? = node(value, next); // persisted as the guard drops
+                        pool.publish(head, fresh)?;
+                    } else {
+                        // The bug: linked, then written.
+                        pool.publish(head, fresh)?;
+                        *pool.get_mut(fresh)? = node(value, next);
+                    }
+                }
+                Ok(())
+            })
+            .recover(|m| {
+                open(m)?;
+                Ok(())
+            })
+            .check(move |m| {
+                let pool = open(m)?;
+                let mut found = Vec::new();
+                let mut at = pool.get(pool.root())?.head;
+                while !at.is_null() && found.len() <= expected.len() {
+                    let n = pool.get(at)?;
+                    if n.check != n.value ^ CHECK {
+                        return Err(format!(
+                            "after {found:?} the list reaches a node holding ({}, {:#x})",
+                            n.value, n.check
+                        )
+                        .into());
+                    }
+                    found.push(n.value);
+                    at = n.next;
+                }
+                found.reverse();
+                if expected.starts_with(&found) {
+                    Ok(())
+                } else {
+                    Err(format!("the list holds {found:?}, no prefix of {expected:?}").into())
+                }
+            })
+    }
+
+    pub(super) fn bug(ops: &[u64]) -> Scenario<'static> {
+        scenario(ops, false)
+    }
+
+    pub(super) fn fixed(ops: &[u64]) -> Scenario<'static> {
+        scenario(ops, true)
+    }
+}
+
+/// The twin's publication of `torn_pslice_set`: the slice behind a pointer.
+#[derive(Clone, Copy, Persist)]
+#[repr(C)]
+struct SliceHolder {
+    data: PSlice<u64>,
+}
+
+/// The root of `torn_pslice_set`.
+#[derive(Clone, Copy, Persist)]
+#[repr(C)]
+struct SliceRoot {
+    /// The bug's current version, replaced with `Pool::set`.
+    data: PSlice<u64>,
+    /// The twin's current version.
+    holder: PPtr<SliceHolder>,
+    /// Version `j`'s block (`j + 1` elements), allocated by the set-up.
+    blocks: PSlice<PSlice<u64>>,
+    /// The twin's holder of version `j`, allocated by the set-up.
+    holders: PSlice<SliceHolder>,
+}
+
+mod torn_slice {
+    //! A slice replaced by a new version per operation. Version `j` has
+    //! `j + 1` elements, each tagged with `j`, so that no torn pairing of
+    //! offset and length reads as a version; version 0 is the set-up's. The
+    //! blocks are allocated by the set-up: the workload writes a version's
+    //! elements (persisted), then publishes it.
+    use super::*;
+
+    const VERSIONS: usize = 5;
+
+    fn open(m: &mut SimMedium) -> pmem_typed::Result<Pool<SliceRoot, &mut SimMedium>> {
+        Pool::open_on(m, "slices")
+    }
+
+    fn version(j: usize, op: u64) -> Vec<u64> {
+        (0..=j as u64)
+            .map(|k| (j as u64 + 1) << 32 | op << 8 | k)
+            .collect()
+    }
+
+    fn scenario(ops: &[u64], holder: bool) -> Scenario<'static> {
+        let versions: Vec<Vec<u64>> = std::iter::once(version(0, 0))
+            .chain(
+                ops.iter()
+                    .take(VERSIONS - 1)
+                    .enumerate()
+                    .map(|(j, &op)| version(j + 1, op)),
+            )
+            .collect();
+        let written = versions.clone();
+        Scenario::new(64 * 1024)
+            .setup(|m| {
+                let root = SliceRoot {
+                    data: PSlice::empty(),
+                    holder: PPtr::null(),
+                    blocks: PSlice::empty(),
+                    holders: PSlice::empty(),
+                };
+                let mut pool = Pool::create_on(m, "slices", root)?;
+                let root = pool.root().fields();
+                let blocks = pool.alloc_slice_zeroed(root.blocks, VERSIONS as u64)?;
+                for j in 0..VERSIONS {
+                    let dest = blocks.at(j as u64).ok_or("no block")?;
+                    pool.alloc_slice_zeroed(dest, j as u64 + 1)?;
+                }
+                let holders = pool.alloc_slice_zeroed(root.holders, VERSIONS as u64)?;
+                let first = pool.get_slice(blocks)?[0];
+                pool.copy_to_slice(first, 0, &version(0, 0))?;
+                pool.set(root.data, first)?;
+                let first_holder = holders.at(0).ok_or("no holder")?;
+                pool.set(first_holder, SliceHolder { data: first })?;
+                pool.publish(root.holder, first_holder)?;
+                Ok(())
+            })
+            .run(move |m| {
+                let mut pool = open(m)?;
+                let root = pool.root().fields();
+                let SliceRoot {
+                    blocks, holders, ..
+                } = *pool.get(pool.root())?;
+                for (j, values) in written.iter().enumerate().skip(1) {
+                    let block = pool.get_slice(blocks)?[j];
+                    pool.get_slice_mut(block)?.copy_from_slice(values);
+                    if holder {
+                        // Torn or not, the holder is unreachable until the
+                        // 8-byte pointer swings to it.
+                        let next = holders.at(j as u64).ok_or("no holder")?;
+                        pool.set(next.fields().data, block)?;
+                        pool.publish(root.holder, next)?;
+                    } else {
+                        // The bug: offset and length, two words, one step.
+                        pool.set(root.data, block)?;
+                    }
+                }
+                Ok(())
+            })
+            .recover(|m| {
+                open(m)?;
+                Ok(())
+            })
+            .check(move |m| {
+                let pool = open(m)?;
+                let root = pool.get(pool.root())?;
+                let current = if holder {
+                    pool.get(root.holder)?.data
+                } else {
+                    root.data
+                };
+                let values = pool.get_slice(current)?;
+                if versions.iter().any(|v| v[..] == *values) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "the slice (offset {:#x}, length {}) holds {values:x?}: no version written",
+                        current.offset(),
+                        current.len()
+                    )
+                    .into())
+                }
+            })
+    }
+
+    pub(super) fn bug(ops: &[u64]) -> Scenario<'static> {
+        scenario(ops, false)
+    }
+
+    pub(super) fn fixed(ops: &[u64]) -> Scenario<'static> {
+        scenario(ops, true)
+    }
+}
+
+mod short_flush {
+    //! One record of four words per operation, 48 bytes into a pair of
+    //! lines (two words in each), then counted by a flag.
+    use super::*;
+
+    const FLAG: usize = 0;
+    const RECORDS: usize = 1024;
+    const CAPACITY: usize = 4;
+
+    fn record(i: usize) -> usize {
+        RECORDS + 128 * i + 48
+    }
+
+    fn contents(op: u64) -> [u64; 4] {
+        std::array::from_fn(|k| op << 8 | (k as u64 + 1))
+    }
+
+    fn scenario(ops: &[u64], whole: bool) -> Scenario<'static> {
+        let written: Vec<u64> = ops.iter().copied().take(CAPACITY).collect();
+        let expected = written.clone();
+        Scenario::new(4096)
+            .run(move |m| {
+                for (i, &op) in written.iter().enumerate() {
+                    let at = record(i);
+                    for (k, word) in contents(op).into_iter().enumerate() {
+                        m.store_u64(at + 8 * k, word);
+                    }
+                    if whole {
+                        m.flush_range(at, 32);
+                    } else {
+                        // The bug: one line from the line-aligned start.
+                        m.flush_range(at & !63, 64);
+                    }
+                    m.sfence();
+                    m.store_u64(FLAG, i as u64 + 1);
+                    persist(m, FLAG, 8);
+                }
+                Ok(())
+            })
+            .check(move |m| {
+                let count = m.read_u64(FLAG) as usize;
+                for i in 0..count {
+                    let found: [u64; 4] = words(m, record(i));
+                    if expected.get(i).map(|&op| contents(op)) != Some(found) {
+                        return Err(format!("flag {count} but record {i} is {found:?}").into());
+                    }
+                }
+                Ok(())
+            })
+    }
+
+    pub(super) fn bug(ops: &[u64]) -> Scenario<'static> {
+        scenario(ops, false)
+    }
+
+    pub(super) fn fixed(ops: &[u64]) -> Scenario<'static> {
+        scenario(ops, true)
+    }
+}
+
+mod unaligned {
+    //! An 8-byte value rewritten (and persisted) by each operation, copied
+    //! in as bytes: 4 bytes past a word boundary, so two words, or aligned.
+    //! Version `j` repeats one 32-bit half, distinct per version, so a torn
+    //! read has two different halves.
+    use super::*;
+
+    const WORD_LINE: usize = 1024;
+
+    fn version(j: usize, op: u64) -> u64 {
+        let half = (j as u64 + 1) << 16 | op;
+        half << 32 | half
+    }
+
+    fn scenario(ops: &[u64], at: usize) -> Scenario<'static> {
+        let written: Vec<u64> = ops
+            .iter()
+            .enumerate()
+            .map(|(j, &op)| version(j, op))
+            .collect();
+        let expected = written.clone();
+        Scenario::new(4096)
+            .run(move |m| {
+                for &value in &written {
+                    m.store(at, &value.to_le_bytes());
+                    persist(m, at, 8);
+                }
+                Ok(())
+            })
+            .check(move |m| {
+                let mut bytes = [0u8; 8];
+                m.read(at, &mut bytes);
+                match u64::from_le_bytes(bytes) {
+                    0 => Ok(()),
+                    found if expected.contains(&found) => Ok(()),
+                    found => Err(format!("the value reads {found:#x}: half old, half new").into()),
+                }
+            })
+    }
+
+    pub(super) fn bug(ops: &[u64]) -> Scenario<'static> {
+        scenario(ops, WORD_LINE + 4)
+    }
+
+    pub(super) fn fixed(ops: &[u64]) -> Scenario<'static> {
+        scenario(ops, WORD_LINE + 8)
+    }
+}
+
+mod promise {
+    //! Inserts of one value per operation, each into its own line; insert
+    //! `i` returns (milestone "insert {i} returned"), and every value whose
+    //! insert returned must survive.
+    use super::*;
+
+    const VALUES: usize = 1024;
+    const CAPACITY: usize = 8;
+
+    fn slot(i: usize) -> usize {
+        VALUES + 64 * i
+    }
+
+    fn returned(i: usize) -> String {
+        format!("insert {i} returned")
+    }
+
+    fn scenario(ops: &[u64], fenced: bool) -> Scenario<'static> {
+        let written: Vec<u64> = ops.iter().copied().take(CAPACITY).collect();
+        let expected = written.clone();
+        Scenario::new(4096)
+            .run(move |m| {
+                for (i, &value) in written.iter().enumerate() {
+                    m.store_u64(slot(i), value);
+                    m.flush_range(slot(i), 8);
+                    if fenced {
+                        m.sfence();
+                        m.milestone(returned(i));
+                    } else {
+                        // The bug: it returns before the write-back is waited for.
+                        m.milestone(returned(i));
+                        m.sfence();
+                    }
+                }
+                Ok(())
+            })
+            .check(move |m| {
+                for (i, &value) in expected.iter().enumerate() {
+                    let found = m.read_u64(slot(i));
+                    if m.reached(&returned(i)) && found != value {
+                        return Err(
+                            format!("insert {i} returned but its slot holds {found}").into()
+                        );
                     }
                 }
                 Ok(())

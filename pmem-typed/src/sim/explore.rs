@@ -13,7 +13,7 @@ use proptest::test_runner::{RngAlgorithm, TestRng};
 
 use super::explorer::Explorer;
 use super::medium::{Log, SimMedium, Site, WORD};
-use super::model::{CrashPoint, Durable, Model, crash_points, image_hash};
+use super::model::{CrashPoint, Durable, Model, crash_points, crash_points_hashed, image_hash};
 use super::report::{CrashChoice, Failure, FailureKind, LineReport, PointReport, Summary};
 use super::scenario::{Scenario, Step};
 use crate::format::LINE;
@@ -140,6 +140,21 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// A crash image to recover: its bytes and, if the caller knows it, its
+/// [`image_hash`] (of the bytes zero-extended to the capacity), which
+/// exploring recovery's crashes needs.
+#[derive(Clone, Copy)]
+struct Image<'a> {
+    bytes: &'a [u8],
+    hash: Option<u64>,
+}
+
+impl<'a> Image<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, hash: None }
+    }
 }
 
 /// What recovery and the check get of the crash they are about: the
@@ -269,7 +284,7 @@ impl Explorer {
         self.recover_and_check(
             scenario,
             &mut checker,
-            &live,
+            Image::new(&live),
             everything,
             &mut [],
             &mut Seen::default(),
@@ -428,7 +443,7 @@ impl Explorer {
                 .recover_and_check(
                     scenario,
                     medium,
-                    image,
+                    Image::new(image),
                     context,
                     &mut [],
                     &mut Seen::default(),
@@ -540,7 +555,10 @@ impl Explorer {
                         match self.recover_and_check(
                             scenario,
                             &mut medium,
-                            &image[..point.len],
+                            Image {
+                                bytes: &image[..point.len],
+                                hash: Some(point.hash_of(durable.bytes(), kept)),
+                            },
                             context,
                             &mut scratch,
                             &mut seen,
@@ -587,11 +605,12 @@ impl Explorer {
         &self,
         scenario: &Scenario<'_>,
         medium: &mut SimMedium,
-        image: &[u8],
+        image: Image<'_>,
         context: Context<'_>,
         scratch: &mut [Scratch],
         seen: &mut Seen,
     ) -> Result<usize, Found> {
+        let Image { bytes: image, hash } = image;
         // Record recovery only if its crashes are explored; checking the
         // invariant is never recorded (it runs on a copy that is then discarded).
         let crash_it = context.depth > 0 && !scratch.is_empty();
@@ -629,11 +648,12 @@ impl Explorer {
         base.clear();
         base.extend_from_slice(image);
         base.resize(scenario.capacity, 0);
-        let points = crash_points(base, image.len(), &log, self.recovery_model());
         // The images to check: distinct, and neither the image recovered
         // (a crash that kept nothing new: what this call explores already)
         // nor the end of recovery with everything kept (checked above).
-        let recovered = (image.len(), image_hash(base));
+        let recovered = (image.len(), hash.unwrap_or_else(|| image_hash(base)));
+        let points =
+            crash_points_hashed(base, recovered.1, image.len(), &log, self.recovery_model());
         let last = points.len() - 1;
         let mut images: Vec<(usize, Vec<usize>)> = Vec::new();
         let mut distinct = HashSet::new();
@@ -681,6 +701,7 @@ impl Explorer {
                     len: point.len,
                     hash: point.hash_of(durable.bytes(), kept),
                 };
+                let hash = key.hash;
                 if !seen.insert(key) {
                     continue;
                 }
@@ -688,7 +709,10 @@ impl Explorer {
                 let outcome = self.recover_and_check(
                     scenario,
                     medium,
-                    &crashed[..point.len],
+                    Image {
+                        bytes: &crashed[..point.len],
+                        hash: Some(hash),
+                    },
                     Context {
                         crashes: context.crashes + 1,
                         depth,

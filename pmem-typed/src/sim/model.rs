@@ -2,7 +2,7 @@
 //! at each, the durable image plus the writes that may or may not have made
 //! it, grouped into units that persist as prefixes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::medium::{Event, Log, WORD};
 use crate::format::LINE;
@@ -402,14 +402,27 @@ pub(crate) fn crash_points(
     log: &Log,
     model: Model,
 ) -> Vec<CrashPoint> {
+    crash_points_hashed(base, image_hash(base), base_len, log, model)
+}
+
+/// [`crash_points`], given `base_hash`, the [`image_hash`] of `base`, which
+/// the explorer knows already for the images whose recovery it crashes.
+pub(crate) fn crash_points_hashed(
+    base: &[u8],
+    base_hash: u64,
+    base_len: usize,
+    log: &Log,
+    model: Model,
+) -> Vec<CrashPoint> {
     let Model {
         profile,
         flush,
         every_store,
     } = model;
     let mut walk = Walk {
-        durable: base.to_vec(),
-        hash: image_hash(base),
+        base,
+        changed: HashMap::new(),
+        hash: base_hash,
         delta: Vec::new(),
         lines: BTreeMap::new(),
         points: Vec::new(),
@@ -509,8 +522,11 @@ pub(crate) fn crash_points(
 }
 
 /// The state of [`crash_points`]'s walk through a recording.
-struct Walk {
-    durable: Vec<u8>,
+struct Walk<'a> {
+    /// The durable image is `base` with the `changed` lines in place of its
+    /// own: recovery's recordings touch a few lines of a large image.
+    base: &'a [u8],
+    changed: HashMap<u32, [u8; LINE]>,
     hash: u64,
     /// Stores made durable since the last snapshot.
     delta: Vec<(u32, u64)>,
@@ -521,7 +537,7 @@ struct Walk {
     profile: Profile,
 }
 
-impl Walk {
+impl Walk<'_> {
     fn snapshot(&mut self, event: usize, site: u32) {
         self.snapshot_with(event, site, Vec::new());
     }
@@ -563,11 +579,15 @@ impl Walk {
 
     fn write_durable(&mut self, word: u32, value: u64) {
         let line = word * WORD as u32 / LINE as u32;
-        let at = line as usize * LINE;
-        let before = line_hash(line, &self.durable[at..at + LINE]);
-        let c = word as usize * WORD;
-        self.durable[c..c + WORD].copy_from_slice(&value.to_le_bytes());
-        self.hash ^= before ^ line_hash(line, &self.durable[at..at + LINE]);
+        let base = self.base;
+        let bytes = self.changed.entry(line).or_insert_with(|| {
+            let at = line as usize * LINE;
+            base[at..at + LINE].try_into().unwrap_or([0; LINE])
+        });
+        let before = line_hash(line, bytes);
+        let c = word as usize * WORD % LINE;
+        bytes[c..c + WORD].copy_from_slice(&value.to_le_bytes());
+        self.hash ^= before ^ line_hash(line, bytes);
         self.delta.push((word, value));
     }
 }

@@ -44,7 +44,10 @@ pub struct Summary {
     pub exhaustive_points: usize,
     /// Crash points where images were sampled.
     pub sampled_points: usize,
-    /// Distinct images checked from crashes during recovery.
+    /// Images checked from crashes during recovery. Each worker thread
+    /// skips the images it has checked already, so with several threads an
+    /// image may be counted (and checked) more than once, and the count can
+    /// vary from run to run; the verdict and the failure reported do not.
     pub recovery_images: usize,
     /// Time spent.
     pub elapsed: Duration,
