@@ -142,6 +142,39 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
+/// Recovers `image` on `medium` and checks the invariant, recording
+/// recovery if `record` (checking the invariant is never recorded: it runs
+/// on a copy that is then discarded). Returns the recording.
+fn recover_checked(
+    scenario: &Scenario<'_>,
+    medium: &mut SimMedium,
+    image: &[u8],
+    context: Context<'_>,
+    record: bool,
+) -> Result<Log, Found> {
+    medium.reset_to(image, record);
+    medium.set_reached(context.milestones, context.reached);
+    let after = context.after();
+    run_step(&scenario.recover, medium).map_err(|e| {
+        Found::new(
+            e.describe(&format!("recovery{after} failed"), "recovery"),
+            image,
+        )
+    })?;
+    let log = if record {
+        medium.finish_recording()
+    } else {
+        Log::default()
+    };
+    run_step(&scenario.check, medium).map_err(|e| {
+        Found::new(
+            e.describe(&format!("invariant violated{after}"), "the check"),
+            image,
+        )
+    })?;
+    Ok(log)
+}
+
 /// A crash image to recover: its bytes and, if the caller knows it, its
 /// [`image_hash`] (of the bytes zero-extended to the capacity), which
 /// exploring recovery's crashes needs.
@@ -610,30 +643,27 @@ impl Explorer {
         scratch: &mut [Scratch],
         seen: &mut Seen,
     ) -> Result<usize, Found> {
+        // Record recovery only if its crashes are explored.
+        let record = context.depth > 0 && !scratch.is_empty();
+        let log = recover_checked(scenario, medium, image.bytes, context, record)?;
+        self.crash_recovery(scenario, medium, image, log, context, scratch, seen)
+    }
+
+    /// Crashes the recovery of `image`, recorded in `log`, at each of its
+    /// crash points, and checks each image as [`Self::recover_and_check`]
+    /// does (`scratch` holds one buffer set per depth still to explore).
+    #[allow(clippy::too_many_arguments)] // the recursion's state, each used
+    fn crash_recovery(
+        &self,
+        scenario: &Scenario<'_>,
+        medium: &mut SimMedium,
+        image: Image<'_>,
+        log: Log,
+        context: Context<'_>,
+        scratch: &mut [Scratch],
+        seen: &mut Seen,
+    ) -> Result<usize, Found> {
         let Image { bytes: image, hash } = image;
-        // Record recovery only if its crashes are explored; checking the
-        // invariant is never recorded (it runs on a copy that is then discarded).
-        let crash_it = context.depth > 0 && !scratch.is_empty();
-        medium.reset_to(image, crash_it);
-        medium.set_reached(context.milestones, context.reached);
-        let after = context.after();
-        run_step(&scenario.recover, medium).map_err(|e| {
-            Found::new(
-                e.describe(&format!("recovery{after} failed"), "recovery"),
-                image,
-            )
-        })?;
-        let log = if crash_it {
-            medium.finish_recording()
-        } else {
-            Log::default()
-        };
-        run_step(&scenario.check, medium).map_err(|e| {
-            Found::new(
-                e.describe(&format!("invariant violated{after}"), "the check"),
-                image,
-            )
-        })?;
         if log.events.is_empty() {
             return Ok(0);
         }
@@ -650,7 +680,7 @@ impl Explorer {
         base.resize(scenario.capacity, 0);
         // The images to check: distinct, and neither the image recovered
         // (a crash that kept nothing new: what this call explores already)
-        // nor the end of recovery with everything kept (checked above).
+        // nor the end of recovery with everything kept (checked already).
         let recovered = (image.len(), hash.unwrap_or_else(|| image_hash(base)));
         let points =
             crash_points_hashed(base, recovered.1, image.len(), &log, self.recovery_model());
@@ -679,15 +709,15 @@ impl Explorer {
         }
         // Shallow first: every image recovered without a further crash, and
         // only then crashed deeper, so a failure needs the fewest crashes.
-        let mut passes = vec![0];
-        if context.depth > 1 {
-            passes.push(context.depth - 1);
-        }
+        // The shallow pass records recovery when a deeper one follows, so
+        // that pass need not run it again.
+        let deep = (context.depth > 1 && !deeper.is_empty()).then(|| context.depth - 1);
+        let mut logs: Vec<Option<Log>> = Vec::with_capacity(images.len());
         let mut checked = 0;
-        for depth in passes {
+        for depth in std::iter::once(0).chain(deep) {
             durable.reset(base);
             let mut current = usize::MAX;
-            for (index, kept) in &images {
+            for (position, (index, kept)) in images.iter().enumerate() {
                 let point = &points[*index];
                 if current != *index {
                     durable.advance(&points, *index);
@@ -703,27 +733,48 @@ impl Explorer {
                 };
                 let hash = key.hash;
                 if !seen.insert(key) {
+                    if depth == 0 {
+                        logs.push(None);
+                    }
                     continue;
                 }
                 let touched = apply_kept(crashed, point, kept);
-                let outcome = self.recover_and_check(
-                    scenario,
-                    medium,
-                    Image {
-                        bytes: &crashed[..point.len],
-                        hash: Some(hash),
-                    },
-                    Context {
-                        crashes: context.crashes + 1,
-                        depth,
-                        ..context
-                    },
-                    if depth == 0 { &mut [] } else { &mut *deeper },
-                    seen,
-                );
+                let crashed_image = Image {
+                    bytes: &crashed[..point.len],
+                    hash: Some(hash),
+                };
+                let inner = Context {
+                    crashes: context.crashes + 1,
+                    depth,
+                    ..context
+                };
+                let outcome = if depth == 0 {
+                    recover_checked(scenario, medium, crashed_image.bytes, inner, deep.is_some())
+                        .map(|log| {
+                            logs.push(Some(log));
+                            1
+                        })
+                } else {
+                    let recorded = match logs[position].take() {
+                        Some(log) => Ok(log),
+                        // Skipped by the shallow pass (seen elsewhere): recorded now.
+                        None => recover_checked(scenario, medium, crashed_image.bytes, inner, true),
+                    };
+                    recorded.and_then(|log| {
+                        self.crash_recovery(
+                            scenario,
+                            medium,
+                            crashed_image,
+                            log,
+                            inner,
+                            deeper,
+                            seen,
+                        )
+                    })
+                };
                 restore(crashed, durable.bytes(), &touched);
                 match outcome {
-                    Ok(n) => checked += n + usize::from(depth == 0),
+                    Ok(n) => checked += n,
                     Err(mut found) => {
                         let recording = Recording {
                             medium: SimMedium::new(0, 0),

@@ -515,6 +515,37 @@ impl SimMedium {
         state.group += 1;
     }
 
+    /// `write` and `fill`: `store` puts `len` bytes at the pointer to
+    /// `offset`, which are recorded, then flushed (the ordinary stores; the
+    /// whole lines of a non-temporal copy bypass the cache, as in pmem-sys).
+    fn store_range(
+        &self,
+        offset: usize,
+        len: usize,
+        nontemporal: bool,
+        store: impl FnOnce(*mut u8),
+    ) {
+        let mut state = self.lock();
+        self.sync_locked(&mut state);
+        // SAFETY: `offset` is in bounds (the caller of `write` or `fill`).
+        store(unsafe { self.base().add(offset) });
+        let end = offset + len;
+        let (head_end, tail_start) = if nontemporal {
+            (offset.next_multiple_of(LINE).min(end), end / LINE * LINE)
+        } else {
+            (end, end)
+        };
+        self.record_stores(&mut state, offset, head_end - offset, false);
+        if tail_start > head_end {
+            self.record_stores(&mut state, head_end, tail_start - head_end, true);
+        }
+        let tail_start = tail_start.max(head_end);
+        self.record_stores(&mut state, tail_start, end - tail_start, false);
+        // Nothing else wrote since the sync above: no second comparison.
+        record_flush(&mut state, offset, head_end - offset);
+        record_flush(&mut state, tail_start, end - tail_start);
+    }
+
     /// Records stores of `[offset, offset + len)` made by the medium itself.
     fn record_stores(&self, state: &mut State, offset: usize, len: usize, nt: bool) {
         if !state.recording {
@@ -971,16 +1002,7 @@ unsafe impl Medium for SimMedium {
         self.check_range(offset, len);
         let mut state = self.lock();
         self.sync_locked(&mut state);
-        if !state.recording || len == 0 {
-            return;
-        }
-        let site = state.current_site;
-        for line in offset / LINE..(offset + len).div_ceil(LINE) {
-            state.log.events.push(Event::Flush {
-                line: line as u32,
-                site,
-            });
-        }
+        record_flush(&mut state, offset, len);
     }
 
     fn fence(&self) {
@@ -993,47 +1015,17 @@ unsafe impl Medium for SimMedium {
     }
 
     unsafe fn write(&self, offset: usize, bytes: &[u8], nontemporal: bool) {
-        let mut state = self.lock();
-        self.sync_locked(&mut state);
         // SAFETY: in bounds and unaliased (caller).
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base().add(offset), bytes.len())
+        let copy = |to: *mut u8| unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), to, bytes.len());
         };
-        // Like pmem-sys: whole lines of a non-temporal copy bypass the cache,
-        // the unaligned head and tail are ordinary stores that get flushed.
-        let (head_end, tail_start) = if nontemporal {
-            (
-                offset.next_multiple_of(LINE).min(offset + bytes.len()),
-                (offset + bytes.len()) / LINE * LINE,
-            )
-        } else {
-            (offset + bytes.len(), offset + bytes.len())
-        };
-        self.record_stores(&mut state, offset, head_end - offset, false);
-        if tail_start > head_end {
-            self.record_stores(&mut state, head_end, tail_start - head_end, true);
-        }
-        let tail_start = tail_start.max(head_end);
-        self.record_stores(
-            &mut state,
-            tail_start,
-            offset + bytes.len() - tail_start,
-            false,
-        );
-        drop(state);
-        // `write` flushes what it stored with ordinary stores.
-        if nontemporal {
-            Medium::flush(self, offset, head_end - offset);
-            Medium::flush(self, tail_start, offset + bytes.len() - tail_start);
-        } else {
-            Medium::flush(self, offset, bytes.len());
-        }
+        self.store_range(offset, bytes.len(), nontemporal, copy);
     }
 
     unsafe fn fill(&self, offset: usize, byte: u8, len: usize, nontemporal: bool) {
-        let bytes = vec![byte; len];
-        // SAFETY: forwarded from the caller.
-        unsafe { Medium::write(self, offset, &bytes, nontemporal) }
+        // SAFETY: in bounds and unaliased (caller).
+        let fill = |to: *mut u8| unsafe { to.write_bytes(byte, len) };
+        self.store_range(offset, len, nontemporal, fill);
     }
 
     unsafe fn store_u64(&self, offset: usize, value: u64) {
@@ -1078,6 +1070,20 @@ unsafe impl Medium for SimMedium {
     fn lend_mut(&self, offset: usize, len: usize) {
         let mut state = self.lock();
         self.sync_range(&mut state, offset, len);
+    }
+}
+
+/// Records a flush of the lines of `[offset, offset + len)`.
+fn record_flush(state: &mut State, offset: usize, len: usize) {
+    if !state.recording || len == 0 {
+        return;
+    }
+    let site = state.current_site;
+    for line in offset / LINE..(offset + len).div_ceil(LINE) {
+        state.log.events.push(Event::Flush {
+            line: line as u32,
+            site,
+        });
     }
 }
 
