@@ -1,53 +1,8 @@
 //! Guards flush exactly the cache lines whose bytes changed, and fence once.
 
-use std::panic::Location;
-use std::sync::Mutex;
-
+use pmem_testkit::counting::Counting;
 use pmem_typed::sim::SimMedium;
-use pmem_typed::{Medium, Persist, Pool, Result};
-
-/// A medium that counts what the pool asks of it.
-struct Counting {
-    inner: SimMedium,
-    flushes: Mutex<Vec<(usize, usize)>>,
-    fences: Mutex<usize>,
-}
-
-// SAFETY: every method forwards to `inner`, whose guarantees it inherits.
-unsafe impl Medium for Counting {
-    fn base(&self) -> *mut u8 {
-        self.inner.base()
-    }
-    fn len(&self) -> usize {
-        self.inner.len()
-    }
-    fn flush(&self, offset: usize, len: usize) {
-        self.flushes.lock().unwrap().push((offset, len));
-        Medium::flush(&self.inner, offset, len);
-    }
-    fn fence(&self) {
-        *self.fences.lock().unwrap() += 1;
-        Medium::fence(&self.inner);
-    }
-    unsafe fn write(&self, offset: usize, bytes: &[u8], nontemporal: bool) {
-        // SAFETY: forwarded from the caller.
-        unsafe { Medium::write(&self.inner, offset, bytes, nontemporal) }
-    }
-    unsafe fn fill(&self, offset: usize, byte: u8, len: usize, nontemporal: bool) {
-        // SAFETY: forwarded from the caller.
-        unsafe { Medium::fill(&self.inner, offset, byte, len, nontemporal) }
-    }
-    unsafe fn store_u64(&self, offset: usize, value: u64) {
-        // SAFETY: forwarded from the caller.
-        unsafe { Medium::store_u64(&self.inner, offset, value) }
-    }
-    fn grow(&mut self, new_len: usize) -> Result<()> {
-        Medium::grow(&mut self.inner, new_len)
-    }
-    fn note(&self, operation: &'static str, at: &'static Location<'static>) {
-        Medium::note(&self.inner, operation, at);
-    }
-}
+use pmem_typed::{Persist, Pool};
 
 /// 48 words: 384 bytes, six lines when 64-aligned.
 #[derive(Clone, Copy, Persist)]
@@ -56,12 +11,8 @@ struct Root {
     words: [u64; 48],
 }
 
-fn pool() -> Pool<Root, Counting> {
-    let medium = Counting {
-        inner: SimMedium::new(64 * 1024, 64 * 1024),
-        flushes: Mutex::default(),
-        fences: Mutex::default(),
-    };
+fn pool() -> Pool<Root, Counting<SimMedium>> {
+    let medium = Counting::new(SimMedium::new(64 * 1024, 64 * 1024));
     Pool::create_on(medium, "guard", Root { words: [0; 48] }).expect("create")
 }
 
@@ -69,15 +20,13 @@ fn pool() -> Pool<Root, Counting> {
 /// fences it caused.
 fn flushes_of(change: impl FnOnce(&mut Root)) -> (Vec<(usize, usize)>, usize) {
     let mut pool = pool();
-    pool.medium().flushes.lock().unwrap().clear();
-    *pool.medium().fences.lock().unwrap() = 0;
+    pool.medium().take();
     {
         let mut guard = pool.get_mut(pool.root()).expect("root");
         change(&mut guard);
     }
-    let flushes = pool.medium().flushes.lock().unwrap().clone();
-    let fences = *pool.medium().fences.lock().unwrap();
-    (flushes, fences)
+    let counts = pool.medium().take();
+    (counts.flushes, counts.fences)
 }
 
 const ROOT: usize = 4096;
@@ -106,7 +55,7 @@ fn writing_the_same_value_flushes_nothing() {
 #[test]
 fn persist_midway_then_drop() {
     let mut pool = pool();
-    pool.medium().flushes.lock().unwrap().clear();
+    pool.medium().take();
     {
         let mut guard = pool.get_mut(pool.root()).expect("root");
         guard.words[0] = 1;
@@ -114,7 +63,7 @@ fn persist_midway_then_drop() {
         guard.words[47] = 1; // line 5 only: line 0 was persisted already
     }
     assert_eq!(
-        *pool.medium().flushes.lock().unwrap(),
+        pool.medium().take().flushes,
         vec![(ROOT, 64), (ROOT + 320, 64)]
     );
 }

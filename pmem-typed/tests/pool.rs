@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use pmem_testkit::counting::Counting;
 use pmem_testkit::scratch;
 use pmem_typed::format::redo::{RedoKind, RedoRecord};
 use pmem_typed::format::{DYNAMIC_SLOTS_OFFSET, PAGE, REDO_OFFSET};
@@ -601,78 +602,9 @@ struct Packed {
     wide: [u32; 3],
 }
 
-/// A medium that counts the cache lines flushed through it, whether by
-/// `flush` or by `write` and `fill` (which flush what they copy).
-struct CountingFlushes<M> {
-    inner: M,
-    lines: std::sync::atomic::AtomicUsize,
-    fences: std::sync::atomic::AtomicUsize,
-}
-
-impl<M> CountingFlushes<M> {
-    fn count(&self, offset: usize, len: usize) {
-        let lines = (offset + len).div_ceil(64) - offset / 64;
-        self.lines
-            .fetch_add(lines, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// The lines flushed and fences issued since the last call.
-    fn take(&self) -> (usize, usize) {
-        use std::sync::atomic::Ordering::Relaxed;
-        (self.lines.swap(0, Relaxed), self.fences.swap(0, Relaxed))
-    }
-}
-
-// SAFETY: every method forwards to `inner`, a `Medium`, unchanged; counting
-// touches no byte of the medium.
-unsafe impl<M: pmem_typed::Medium> pmem_typed::Medium for CountingFlushes<M> {
-    fn base(&self) -> *mut u8 {
-        self.inner.base()
-    }
-    fn len(&self) -> usize {
-        self.inner.len()
-    }
-    fn flush(&self, offset: usize, len: usize) {
-        self.count(offset, len);
-        self.inner.flush(offset, len);
-    }
-    fn fence(&self) {
-        self.fences
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.inner.fence();
-    }
-    unsafe fn write(&self, offset: usize, bytes: &[u8], nontemporal: bool) {
-        self.count(offset, bytes.len());
-        // SAFETY: the caller's promise, passed on.
-        unsafe { self.inner.write(offset, bytes, nontemporal) }
-    }
-    unsafe fn fill(&self, offset: usize, byte: u8, len: usize, nontemporal: bool) {
-        self.count(offset, len);
-        // SAFETY: the caller's promise, passed on.
-        unsafe { self.inner.fill(offset, byte, len, nontemporal) }
-    }
-    unsafe fn store_u64(&self, offset: usize, value: u64) {
-        // SAFETY: the caller's promise, passed on.
-        unsafe { self.inner.store_u64(offset, value) }
-    }
-    fn note(&self, operation: &'static str, at: &'static std::panic::Location<'static>) {
-        self.inner.note(operation, at);
-    }
-    fn lend_mut(&self, offset: usize, len: usize) {
-        self.inner.lend_mut(offset, len);
-    }
-    fn grow(&mut self, new_len: usize) -> pmem_typed::Result<()> {
-        self.inner.grow(new_len)
-    }
-}
-
 #[test]
 fn set_flushes_each_line_once_and_fences_once() {
-    let medium = CountingFlushes {
-        inner: pmem_typed::sim::SimMedium::new(1 << 20, 1 << 20),
-        lines: 0.into(),
-        fences: 0.into(),
-    };
+    let medium = Counting::new(pmem_typed::sim::SimMedium::new(1 << 20, 1 << 20));
     let root = Packed {
         a: 0,
         b: 0,
@@ -689,10 +621,20 @@ fn set_flushes_each_line_once_and_fences_once() {
     pool.medium().take();
     // A byte, stored with its word: its line flushed, one fence.
     pool.set(fields.a, 1).unwrap();
-    assert_eq!(pool.medium().take(), (1, 1));
+    let counts = pool.medium().take();
+    assert_eq!(
+        (counts.lines_flushed(), counts.fences),
+        (1, 1),
+        "{counts:?}"
+    );
     // 12 bytes, within one line: copied, its line flushed once, one fence.
     pool.set(fields.wide, [7; 3]).unwrap();
-    assert_eq!(pool.medium().take(), (1, 1));
+    let counts = pool.medium().take();
+    assert_eq!(
+        (counts.lines_flushed(), counts.fences),
+        (1, 1),
+        "{counts:?}"
+    );
     assert_eq!(pool.get(pool.root()).unwrap().wide, [7; 3]);
 }
 

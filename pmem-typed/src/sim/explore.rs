@@ -685,7 +685,8 @@ impl Explorer {
         let points =
             crash_points_hashed(base, recovered.1, image.len(), &log, self.recovery_model());
         let last = points.len() - 1;
-        let mut images: Vec<(usize, Vec<usize>)> = Vec::new();
+        // (point, kept, the image's hash)
+        let mut images: Vec<(usize, Vec<usize>, u64)> = Vec::new();
         let mut distinct = HashSet::new();
         durable.reset(base);
         for (index, point) in points.iter().enumerate() {
@@ -703,7 +704,7 @@ impl Explorer {
                     .all(|(unit, &k)| k + 1 == unit.choices());
                 let key = (point.len, point.hash_of(durable.bytes(), &kept));
                 if !(index == last && complete) && key != recovered && distinct.insert(key) {
-                    images.push((index, kept));
+                    images.push((index, kept, key.1));
                 }
             }
         }
@@ -717,7 +718,7 @@ impl Explorer {
         for depth in std::iter::once(0).chain(deep) {
             durable.reset(base);
             let mut current = usize::MAX;
-            for (position, (index, kept)) in images.iter().enumerate() {
+            for (position, (index, kept, hash)) in images.iter().enumerate() {
                 let point = &points[*index];
                 if current != *index {
                     durable.advance(&points, *index);
@@ -729,9 +730,8 @@ impl Explorer {
                     depth,
                     reached: context.reached,
                     len: point.len,
-                    hash: point.hash_of(durable.bytes(), kept),
+                    hash: *hash,
                 };
-                let hash = key.hash;
                 if !seen.insert(key) {
                     if depth == 0 {
                         logs.push(None);
@@ -741,7 +741,7 @@ impl Explorer {
                 let touched = apply_kept(crashed, point, kept);
                 let crashed_image = Image {
                     bytes: &crashed[..point.len],
-                    hash: Some(hash),
+                    hash: Some(*hash),
                 };
                 let inner = Context {
                     crashes: context.crashes + 1,

@@ -313,18 +313,20 @@ impl CrashPoint {
     /// Applies the kept stores to `image` (which holds `durable`), returning
     /// the hash of the result.
     pub(crate) fn apply(&self, durable: &[u8], image: &mut [u8], kept: &[usize]) -> u64 {
-        let mut touched: BTreeMap<u32, ()> = BTreeMap::new();
+        let mut touched: Vec<u32> = Vec::new();
         for (unit, &k) in self.units.iter().zip(kept) {
             for store in unit.kept_stores(k) {
                 let at = store.word as usize * WORD;
                 image[at..at + WORD].copy_from_slice(&store.value.to_le_bytes());
             }
             if k > 0 {
-                touched.insert(unit.line, ());
+                touched.push(unit.line);
             }
         }
+        touched.sort_unstable();
+        touched.dedup();
         let mut hash = self.durable_hash;
-        for &line in touched.keys() {
+        for &line in &touched {
             let at = line as usize * LINE;
             hash ^=
                 line_hash(line, &durable[at..at + LINE]) ^ line_hash(line, &image[at..at + LINE]);
@@ -334,24 +336,31 @@ impl CrashPoint {
 
     /// The hash of the image for `kept`, without building it.
     pub(crate) fn hash_of(&self, durable: &[u8], kept: &[usize]) -> u64 {
-        let mut lines: BTreeMap<u32, [u8; LINE]> = BTreeMap::new();
+        // The lines kept, each once (a line's units are few: a linear search).
+        let mut lines: Vec<(u32, [u8; LINE])> = Vec::new();
         for (unit, &k) in self.units.iter().zip(kept) {
             if k == 0 {
                 continue;
             }
             let at = unit.line as usize * LINE;
-            let line = lines.entry(unit.line).or_insert_with(|| {
-                let mut copy = [0u8; LINE];
-                copy.copy_from_slice(&durable[at..at + LINE]);
-                copy
-            });
+            let slot = match lines.iter().position(|(line, _)| *line == unit.line) {
+                Some(slot) => slot,
+                None => {
+                    let mut copy = [0u8; LINE];
+                    copy.copy_from_slice(&durable[at..at + LINE]);
+                    lines.push((unit.line, copy));
+                    lines.len() - 1
+                }
+            };
+            let line = &mut lines[slot].1;
             for store in unit.kept_stores(k) {
                 let off = store.word as usize * WORD - at;
                 line[off..off + WORD].copy_from_slice(&store.value.to_le_bytes());
             }
         }
         let mut hash = self.durable_hash;
-        for (&line, bytes) in &lines {
+        for (line, bytes) in &lines {
+            let line = *line;
             let at = line as usize * LINE;
             hash ^= line_hash(line, &durable[at..at + LINE]) ^ line_hash(line, bytes);
         }
