@@ -670,25 +670,23 @@ impl Explorer {
         let Some((level, deeper)) = scratch.split_first_mut() else {
             return Ok(0);
         };
-        let Scratch {
-            base,
-            durable,
-            crashed,
-        } = level;
-        base.clear();
-        base.extend_from_slice(image);
-        base.resize(scenario.capacity, 0);
+        let Scratch { durable, crashed } = level;
+        let extended = || {
+            let mut base = image.to_vec();
+            base.resize(scenario.capacity, 0);
+            base
+        };
         // The images to check: distinct, and neither the image recovered
         // (a crash that kept nothing new: what this call explores already)
         // nor the end of recovery with everything kept (checked already).
-        let recovered = (image.len(), hash.unwrap_or_else(|| image_hash(base)));
+        let recovered = (image.len(), hash.unwrap_or_else(|| image_hash(&extended())));
         let points =
-            crash_points_hashed(base, recovered.1, image.len(), &log, self.recovery_model());
+            crash_points_hashed(image, recovered.1, image.len(), &log, self.recovery_model());
         let last = points.len() - 1;
         // (point, kept, the image's hash)
         let mut images: Vec<(usize, Vec<usize>, u64)> = Vec::new();
         let mut distinct = HashSet::new();
-        durable.reset(base);
+        durable.reset_extended(image, scenario.capacity);
         for (index, point) in points.iter().enumerate() {
             durable.advance(&points, index);
             let (all, _) = choices(
@@ -716,7 +714,7 @@ impl Explorer {
         let mut logs: Vec<Option<Log>> = Vec::with_capacity(images.len());
         let mut checked = 0;
         for depth in std::iter::once(0).chain(deep) {
-            durable.reset(base);
+            durable.reset_extended(image, scenario.capacity);
             let mut current = usize::MAX;
             for (position, (index, kept, hash)) in images.iter().enumerate() {
                 let point = &points[*index];
@@ -778,7 +776,7 @@ impl Explorer {
                     Err(mut found) => {
                         let recording = Recording {
                             medium: SimMedium::new(0, 0),
-                            base: std::mem::take(base),
+                            base: extended(),
                             len: image.len(),
                             log,
                         };
@@ -886,7 +884,6 @@ fn restore(image: &mut [u8], durable: &[u8], touched: &[u32]) {
 /// there.)
 #[derive(Default)]
 struct Scratch {
-    base: Vec<u8>,
     durable: Durable,
     crashed: Vec<u8>,
 }

@@ -266,10 +266,12 @@ impl Durable {
         }
     }
 
-    /// Starts over from `base`, reusing the buffer.
-    pub(crate) fn reset(&mut self, base: &[u8]) {
+    /// Starts over from `image` zero-extended to `len` bytes, reusing the
+    /// buffer.
+    pub(crate) fn reset_extended(&mut self, image: &[u8], len: usize) {
         self.bytes.clear();
-        self.bytes.extend_from_slice(base);
+        self.bytes.extend_from_slice(image);
+        self.bytes.resize(len.max(image.len()), 0);
         self.next = 0;
     }
 
@@ -532,8 +534,9 @@ pub(crate) fn crash_points_hashed(
 
 /// The state of [`crash_points`]'s walk through a recording.
 struct Walk<'a> {
-    /// The durable image is `base` with the `changed` lines in place of its
-    /// own: recovery's recordings touch a few lines of a large image.
+    /// The durable image is `base` (zero-extended) with the `changed` lines
+    /// in place of its own: recovery's recordings touch a few lines of a
+    /// large image.
     base: &'a [u8],
     changed: HashMap<u32, [u8; LINE]>,
     hash: u64,
@@ -590,8 +593,12 @@ impl Walk<'_> {
         let line = word * WORD as u32 / LINE as u32;
         let base = self.base;
         let bytes = self.changed.entry(line).or_insert_with(|| {
-            let at = line as usize * LINE;
-            base[at..at + LINE].try_into().unwrap_or([0; LINE])
+            // Beyond `base`, the image holds zeros.
+            let mut bytes = [0; LINE];
+            let at = (line as usize * LINE).min(base.len());
+            let end = (at + LINE).min(base.len());
+            bytes[..end - at].copy_from_slice(&base[at..end]);
+            bytes
         });
         let before = line_hash(line, bytes);
         let c = word as usize * WORD % LINE;
