@@ -8,6 +8,9 @@
 //! - `list`: 16 allocations publishing list nodes and a guard update per
 //!   node; the invariant opens the pool and runs `Pool::check` (a full
 //!   reachability walk) plus a list walk.
+//! - `list_depth_1`: the same, crashing recovery but not the recovery of a
+//!   crashed recovery (the default crashes both): what the second level
+//!   costs.
 //! - `raw`: a log of 64 appends on the raw medium, with an invariant that
 //!   reads the log; this is the simulator's own cost with a cheap program.
 //!
@@ -121,8 +124,13 @@ fn bench(c: &mut Criterion) {
     group
         .sample_size(20)
         .measurement_time(Duration::from_secs(5));
-    for (name, scenario) in [("list", list_scenario()), ("raw", raw_scenario())] {
-        let explorer = Explorer::default();
+    let default = Explorer::default();
+    let shallow = Explorer::default().recovery_depth(1);
+    for (name, scenario, explorer) in [
+        ("list", list_scenario(), default.clone()),
+        ("list_depth_1", list_scenario(), shallow),
+        ("raw", raw_scenario(), default),
+    ] {
         let summary = explorer
             .explore(&scenario)
             .unwrap_or_else(|f| panic!("{f}"));
