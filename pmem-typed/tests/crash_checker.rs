@@ -550,3 +550,32 @@ fn the_flush_instruction_modelled_decides_what_a_flush_orders() {
         "{failure}"
     );
 }
+
+#[test]
+fn a_recovery_point_sampled_over_the_budget_is_counted() {
+    // Recovery copies a whole line in one step: 2^8 images at its fence.
+    let scenario = Scenario::new(4096)
+        .run(|m| {
+            m.store_u64(FLAG, 1);
+            m.persist(FLAG, 8);
+            Ok(())
+        })
+        .recover(|m| {
+            if m.read_u64(FLAG) == 1 {
+                m.store(VALUE, &[7; 64]);
+                m.persist(VALUE, 64);
+                m.store_u64(FLAG, 0);
+                m.persist(FLAG, 8);
+            }
+            Ok(())
+        });
+    let sampled = Explorer::new().explore(&scenario).expect("passes");
+    assert!(sampled.sampled_recovery_points > 0, "{sampled}");
+    assert!(sampled.to_string().contains("recovery points sampled"));
+    let all = Explorer::new()
+        .recovery_budget(256)
+        .explore(&scenario)
+        .expect("passes");
+    assert_eq!(all.sampled_recovery_points, 0, "{all}");
+    assert!(all.recovery_images > sampled.recovery_images);
+}

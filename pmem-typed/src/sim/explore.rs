@@ -357,7 +357,8 @@ impl Explorer {
         }
         summary.images = work.len();
         let outcome = self.check_all(scenario, &recording, &milestones, &points, &work);
-        summary.recovery_images = outcome.recovery_images;
+        summary.recovery_images = outcome.recovery.images;
+        summary.sampled_recovery_points = outcome.recovery.sampled_points;
         if let Some(found) = outcome.failure {
             let (index, kept) = work[found.position].clone();
             return Err(self.failure(scenario, &recording, &points, index, kept, found.failure));
@@ -548,7 +549,7 @@ impl Explorer {
         let next = AtomicUsize::new(0);
         let first_failure = AtomicUsize::new(usize::MAX);
         let failure: Mutex<Option<Positioned>> = Mutex::new(None);
-        let recovery_images = AtomicUsize::new(0);
+        let recovery = Mutex::new(Checked::default());
         std::thread::scope(|s| {
             for _ in 0..self.threads.max(1) {
                 s.spawn(|| {
@@ -596,8 +597,11 @@ impl Explorer {
                             &mut scratch,
                             &mut seen,
                         ) {
-                            Ok(n) => {
-                                recovery_images.fetch_add(n, Ordering::Relaxed);
+                            Ok(more) => {
+                                recovery
+                                    .lock()
+                                    .unwrap_or_else(PoisonError::into_inner)
+                                    .add(more);
                             }
                             Err(found) => {
                                 let mut slot =
@@ -617,7 +621,9 @@ impl Explorer {
         });
         Outcome {
             failure: failure.into_inner().unwrap_or_else(PoisonError::into_inner),
-            recovery_images: recovery_images.into_inner(),
+            recovery: recovery
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner),
         }
     }
 
@@ -633,7 +639,7 @@ impl Explorer {
     /// Recovers `image` on `medium` and checks the invariant; then, while
     /// `context.depth` allows and recovery wrote, crashes recovery at each
     /// of its crash points (its end included) and does the same with each
-    /// image. Returns the number of recovery-crash images checked.
+    /// image. Returns what it checked of recovery's crashes.
     fn recover_and_check(
         &self,
         scenario: &Scenario<'_>,
@@ -642,7 +648,7 @@ impl Explorer {
         context: Context<'_>,
         scratch: &mut [Scratch],
         seen: &mut Seen,
-    ) -> Result<usize, Found> {
+    ) -> Result<Checked, Found> {
         // Record recovery only if its crashes are explored.
         let record = context.depth > 0 && !scratch.is_empty();
         let log = recover_checked(scenario, medium, image.bytes, context, record)?;
@@ -662,13 +668,13 @@ impl Explorer {
         context: Context<'_>,
         scratch: &mut [Scratch],
         seen: &mut Seen,
-    ) -> Result<usize, Found> {
+    ) -> Result<Checked, Found> {
         let Image { bytes: image, hash } = image;
         if log.events.is_empty() {
-            return Ok(0);
+            return Ok(Checked::default());
         }
         let Some((level, deeper)) = scratch.split_first_mut() else {
-            return Ok(0);
+            return Ok(Checked::default());
         };
         let Scratch { durable, crashed } = level;
         let extended = || {
@@ -686,14 +692,16 @@ impl Explorer {
         // (point, kept, the image's hash)
         let mut images: Vec<(usize, Vec<usize>, u64)> = Vec::new();
         let mut distinct = HashSet::new();
+        let mut checked = Checked::default();
         durable.reset_extended(image, scenario.capacity);
         for (index, point) in points.iter().enumerate() {
             durable.advance(&points, index);
-            let (all, _) = choices(
+            let (all, exhaustive) = choices(
                 point,
                 self.recovery_budget,
                 self.seed ^ 0x7265_636f ^ index as u64,
             );
+            checked.sampled_points += usize::from(!exhaustive);
             for kept in all {
                 let complete = point
                     .units
@@ -712,7 +720,6 @@ impl Explorer {
         // that pass need not run it again.
         let deep = (context.depth > 1 && !deeper.is_empty()).then(|| context.depth - 1);
         let mut logs: Vec<Option<Log>> = Vec::with_capacity(images.len());
-        let mut checked = 0;
         for depth in std::iter::once(0).chain(deep) {
             durable.reset_extended(image, scenario.capacity);
             let mut current = usize::MAX;
@@ -750,7 +757,10 @@ impl Explorer {
                     recover_checked(scenario, medium, crashed_image.bytes, inner, deep.is_some())
                         .map(|log| {
                             logs.push(Some(log));
-                            1
+                            Checked {
+                                images: 1,
+                                sampled_points: 0,
+                            }
                         })
                 } else {
                     let recorded = match logs[position].take() {
@@ -772,7 +782,7 @@ impl Explorer {
                 };
                 restore(crashed, durable.bytes(), &touched);
                 match outcome {
-                    Ok(n) => checked += n,
+                    Ok(more) => checked.add(more),
                     Err(mut found) => {
                         let recording = Recording {
                             medium: SimMedium::new(0, 0),
@@ -928,7 +938,22 @@ struct Positioned {
 
 struct Outcome {
     failure: Option<Positioned>,
-    recovery_images: usize,
+    recovery: Checked,
+}
+
+/// What exploring recovery's crashes checked: the images, and the crash
+/// points of recovery whose images were sampled (over the recovery budget).
+#[derive(Clone, Copy, Debug, Default)]
+struct Checked {
+    images: usize,
+    sampled_points: usize,
+}
+
+impl Checked {
+    fn add(&mut self, other: Checked) {
+        self.images += other.images;
+        self.sampled_points += other.sampled_points;
+    }
 }
 
 fn medium_len(medium: &SimMedium) -> usize {

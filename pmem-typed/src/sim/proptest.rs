@@ -12,7 +12,8 @@
 //!   values), then operations are removed one at a time while the failure
 //!   stays; the report is the earliest failing crash point, keeping the
 //!   fewest lines. Where a crash point has more images than the budget, it
-//!   is sampled, and the [`Summary`] says so (`sampled_points`).
+//!   is sampled, and the [`Summary`] says so (`sampled_points`, and
+//!   `sampled_recovery_points` for recovery's crash points).
 //! - [`crash_choices`] in your own `proptest!` tests, replaying each case
 //!   with [`Explorer::replay`]: one crash per case, cheaper but weaker (it
 //!   may miss a crash the explorer would find). Put the crash choice first
@@ -221,6 +222,7 @@ impl<Op: fmt::Debug> std::error::Error for Counterexample<Op> {}
 /// let values = prop::collection::vec(1..1000_u64, 1..5);
 /// let summary = check_workloads(&Explorer::default(), config, values, append)?;
 /// assert_eq!(summary.sampled_points, 0, "every crash point of every case was exhaustive");
+/// assert_eq!(summary.sampled_recovery_points, 0);
 /// # Ok(()) }
 /// ```
 pub fn check_workloads<Op: Clone + fmt::Debug>(

@@ -49,6 +49,10 @@ pub struct Summary {
     /// image may be counted (and checked) more than once, and the count can
     /// vary from run to run; the verdict and the failure reported do not.
     pub recovery_images: usize,
+    /// Crash points of recovery where images were sampled, over the
+    /// explorer's [`recovery_budget`](super::Explorer::recovery_budget); a
+    /// recovery crashed from several images counts each time.
+    pub sampled_recovery_points: usize,
     /// Time spent.
     pub elapsed: Duration,
 }
@@ -61,6 +65,7 @@ impl Summary {
         self.exhaustive_points += other.exhaustive_points;
         self.sampled_points += other.sampled_points;
         self.recovery_images += other.recovery_images;
+        self.sampled_recovery_points += other.sampled_recovery_points;
         self.elapsed += other.elapsed;
     }
 
@@ -93,12 +98,13 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} crash points ({} exhaustive, {} sampled), {} images, {} recovery-crash images, {:.0} images/s",
+            "{} crash points ({} exhaustive, {} sampled), {} images, {} recovery-crash images ({} recovery points sampled), {:.0} images/s",
             self.crash_points,
             self.exhaustive_points,
             self.sampled_points,
             self.images,
             self.recovery_images,
+            self.sampled_recovery_points,
             self.images_per_second()
         )
     }
