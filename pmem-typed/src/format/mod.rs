@@ -12,6 +12,7 @@
 //! | [`Superblock`](superblock::Superblock), [`FieldRecord`](superblock::FieldRecord) | [`superblock`] | `0..2048`, written once |
 //! | [`DynamicSlot`](dynamic::DynamicSlot) | [`dynamic`] | [`DYNAMIC_SLOTS_OFFSET`], two of them |
 //! | [`RedoRecord`](redo::RedoRecord) | [`redo`] | [`REDO_OFFSET`], [`REDO_SLOTS`] of them |
+//! | [`BatchHeader`](batch::BatchHeader) and its entries | [`batch`] | [`BATCH_OFFSET`](batch::BATCH_OFFSET) to the end of the first page, and an extent in the heap |
 //! | [`ChunkDescriptor`](heap::ChunkDescriptor), [`Geometry`](heap::Geometry) | [`heap`] | each zone's chunk table |
 //!
 //! # For tools
@@ -64,6 +65,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod batch;
 pub mod dynamic;
 pub mod heap;
 pub mod redo;

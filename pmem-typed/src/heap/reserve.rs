@@ -6,9 +6,9 @@ use super::classes::{class_for, class_of_block, first_clear_bit};
 use super::{ChunkInfo, Heap, read_bitmap};
 use crate::error::{Error, Expected, Result};
 use crate::format::heap::{ChunkDescriptor, ChunkKind, blocks_per_chunk};
-use crate::format::redo::RedoRecord;
 use crate::format::{CHUNK, LINE, PAGE, SIZE_CLASSES};
 use crate::medium::Medium;
+use crate::redo::BlockChange;
 
 /// Where an allocation will go, chosen before anything durable changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,14 +170,14 @@ impl Heap {
         }
     }
 
-    /// Records in the volatile state that `record` was applied.
-    pub(crate) fn note_applied(&mut self, record: &RedoRecord) {
-        let Some((zone, index)) = self.geometry.locate(record.block.get() as usize) else {
+    /// Records in the volatile state that `change` was applied.
+    pub(crate) fn note_applied(&mut self, change: &BlockChange) {
+        let Some((zone, index)) = self.geometry.locate(change.block as usize) else {
             return;
         };
         let global = zone * self.geometry.zone_chunks + index;
-        let alloc = record.is_alloc();
-        let block_size = record.block_size.get();
+        let alloc = change.alloc;
+        let block_size = change.size;
         if let Some(class) = class_of_block(block_size) {
             let Some(info) = self.chunks[global].as_mut() else {
                 return;

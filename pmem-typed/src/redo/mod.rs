@@ -25,7 +25,7 @@
 pub(crate) mod apply;
 pub(crate) mod recover;
 
-pub(crate) use apply::{apply, replayed, validate};
+pub(crate) use apply::{BlockChange, apply, replayed, validate};
 pub(crate) use recover::{RecordLine, read_line, recover, value_intact};
 
 use zerocopy::IntoBytes;
@@ -91,6 +91,6 @@ impl RedoLog {
         }
         self.slot = (self.slot + 1) % REDO_SLOTS;
         self.seq = self.seq.wrapping_add(1);
-        heap.note_applied(&record);
+        heap.note_applied(&BlockChange::of(&record));
     }
 }

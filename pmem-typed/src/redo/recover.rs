@@ -8,7 +8,7 @@ use crate::format::{LINE, REDO_OFFSET, REDO_SLOTS};
 use crate::heap::{DescriptorWords, Heap};
 use crate::medium::{Medium, read, read_bytes};
 
-use super::{apply, replayed, validate};
+use super::{BlockChange, apply, replayed, validate};
 
 /// What a redo record slot's line holds, before its record is decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,9 +147,9 @@ pub(crate) fn recover<M: Medium>(medium: &M, geometry: &Geometry) -> Result<(u32
         // SAFETY: `load_from` asks only for descriptors of existing chunks,
         // which lie inside the pool.
         let words: DescriptorWords = unsafe { read(medium, at) };
-        replay
-            .iter()
-            .fold(words, |words, record| replayed(geometry, record, at, words))
+        replay.iter().fold(words, |words, record| {
+            replayed(geometry, &BlockChange::of(record), at, words)
+        })
     })?;
     for record in &replay {
         // SAFETY: validated; the pool is not open yet, so nothing references it.
