@@ -1,4 +1,4 @@
-//! The batch log: the redo record of a [`Batch`](crate::Batch), many
+//! The batch log: the redo record of a batch (`Pool::batch`), many
 //! allocations, frees and stores published in one failure-atomic step. It
 //! fills the rest of the first page after the redo records, from
 //! [`BATCH_OFFSET`]; a log too long for it continues in an *extent*, heap
