@@ -9,7 +9,7 @@
 //! The first byte holds flags, the rest is the start of a pool image:
 //!
 //! - bit 0: recompute the superblock's CRC, bit 1: the dynamic slots' CRCs,
-//!   bit 2: the redo records' CRCs. Checksums stop almost every mutation at the
+//!   bit 2: the redo records' CRCs, bit 3: the batch log's. Checksums stop almost every mutation at the
 //!   first check; resealing lets the fuzzer reach the code behind them;
 //! - the image is padded with zeros to the size a dynamic slot claims (kept
 //!   between [`MIN_IMAGE`] and [`MAX_IMAGE`]), so inputs need not carry a
@@ -36,6 +36,8 @@ pub const RESEAL_SUPERBLOCK: u8 = 1;
 pub const RESEAL_SLOTS: u8 = 2;
 /// Flag: recompute both redo records' CRCs.
 pub const RESEAL_RECORDS: u8 = 4;
+/// Flag: recompute the batch log's CRC.
+pub const RESEAL_BATCH: u8 = 8;
 
 /// The root of the fuzzed pools: a list, a byte blob and a slice of numbers.
 #[derive(Clone, Copy, Debug, Persist)]
@@ -91,6 +93,9 @@ pub fn image(data: &[u8]) -> Vec<u8> {
         if flags & RESEAL_RECORDS != 0 {
             reseal_record(&mut image, i);
         }
+    }
+    if flags & RESEAL_BATCH != 0 {
+        pmem_typed::format::batch::reseal(&mut image);
     }
     image
 }

@@ -193,6 +193,42 @@ pub enum Error {
         /// The pointer's offset.
         offset: u64,
     },
+    /// A batch was asked to lend out an object that is not in a block it
+    /// reserved: objects already published change through
+    /// [`Batch::set`](crate::Batch::set).
+    NotReserved {
+        /// The object's offset.
+        offset: u64,
+    },
+    /// A batch was asked to store into a block it frees, to store a
+    /// pointer to such a block, or to free a block it stores into: after
+    /// publishing, the store would write or name freed memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pmem_typed::sim::SimMedium;
+    /// use pmem_typed::{Error, PPtr, Persist, Pool};
+    ///
+    /// #[derive(Clone, Copy, Persist)]
+    /// #[repr(C)]
+    /// struct Root { head: PPtr<u64> }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut pool = Pool::create_on(SimMedium::new(1 << 20, 1 << 20), "freed", Root { head: PPtr::null() })?;
+    /// let head = pool.root().fields().head;
+    /// let old = pool.alloc(head, 7)?;
+    /// let mut batch = pool.batch();
+    /// batch.free(old)?;
+    /// assert!(matches!(batch.set(head, old), Err(Error::FreedInBatch { .. })));
+    /// batch.set(head, PPtr::null())?;
+    /// batch.publish();
+    /// # Ok(()) }
+    /// ```
+    FreedInBatch {
+        /// The offset stored into or pointed to.
+        offset: u64,
+    },
     /// Code built on a pool found its own data inconsistent (a cycle in a
     /// list, a count that disagrees with its table): the library never
     /// returns this; it lets such code report its findings in this crate's
@@ -574,6 +610,13 @@ impl fmt::Display for Error {
                 )
             }
             Self::NotAllocated { offset } => write!(f, "{offset:#x} is not an allocated block"),
+            Self::NotReserved { offset } => {
+                write!(f, "{offset:#x} is not in a block this batch reserved")
+            }
+            Self::FreedInBatch { offset } => write!(
+                f,
+                "{offset:#x} is in a block this batch frees: it cannot be stored into or pointed to"
+            ),
             Self::Inconsistent { what } => write!(f, "inconsistent data: {what}"),
             Self::InvalidArgument {
                 argument,
@@ -660,6 +703,8 @@ pub enum Structure {
         /// Its slot, 0 or 1.
         slot: usize,
     },
+    /// The batch log, after the redo records.
+    BatchLog,
     /// A chunk's descriptor in its zone's chunk table.
     ChunkDescriptor {
         /// The zone.
@@ -675,6 +720,7 @@ impl fmt::Display for Structure {
             Self::Superblock => f.write_str("the superblock"),
             Self::DynamicSlot => f.write_str("the dynamic header slot"),
             Self::RedoRecord { slot } => write!(f, "redo record {}", ["A", "B"][slot % 2]),
+            Self::BatchLog => f.write_str("the batch log"),
             Self::ChunkDescriptor { zone, chunk } => {
                 write!(f, "the descriptor of chunk {chunk} of zone {zone}")
             }
@@ -746,6 +792,11 @@ pub enum Expected {
     OutsideItsBlock,
     /// A sequence number that can still be advanced.
     BelowMax,
+    /// Somewhere a batch's replay does not read: outside the blocks it
+    /// allocates and its log's extent.
+    OutsideTheLog,
+    /// At most one overflow entry, the last in the first page.
+    OneOverflow,
 }
 
 impl fmt::Display for Expected {
@@ -774,6 +825,10 @@ impl fmt::Display for Expected {
             Self::WholeChunks => f.write_str("a run of whole chunks that fits its zone"),
             Self::OutsideItsBlock => f.write_str("a place outside its block"),
             Self::BelowMax => f.write_str("a number below u64::MAX"),
+            Self::OutsideTheLog => {
+                f.write_str("somewhere outside the batch's own blocks and its log's extent")
+            }
+            Self::OneOverflow => f.write_str("one overflow entry, the last in the first page"),
         }
     }
 }

@@ -168,7 +168,7 @@ pub use persist::__private;
 /// ```
 ///
 pub use pmem_macros::Persist;
-pub use pool::{Pool, PoolInfo};
+pub use pool::{Batch, Pool, PoolInfo};
 pub use pptr::{PPtr, PSlice};
 
 /// `n` and `noun`, plural unless `n` is 1: "1 block", "2 blocks".

@@ -17,6 +17,7 @@ use std::mem::offset_of;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use bytemuck::Zeroable;
+use pmem_typed::format::batch::{BATCH_OFFSET, Entry, write_log};
 use pmem_typed::format::heap::{ChunkDescriptor, ChunkKind};
 use pmem_typed::format::redo::{RedoKind, RedoRecord, seal_line};
 use pmem_typed::format::superblock::Superblock;
@@ -548,6 +549,168 @@ fn free_head(base: &Base) -> RedoRecord {
         seq: (5).into(),
         ..RedoRecord::new_zeroed()
     }
+}
+
+/// A batch log: the head node freed and the list's head moved to the next.
+fn free_head_batch(base: &Base, image: &mut [u8], extra: &[Entry<'_>]) {
+    let next = base.nodes[1].to_ne_bytes();
+    let mut entries = vec![
+        Entry::Free {
+            block: base.nodes[0],
+            block_size: 64,
+        },
+        Entry::Store {
+            dest: PAGE as u64 + 8,
+            bytes: &next,
+        },
+    ];
+    entries.extend_from_slice(extra);
+    write_log(image, 9, &entries);
+}
+
+#[test]
+fn batch_logs_with_valid_crcs_and_garbage_entries_are_refused_or_ignored() {
+    let base = Base::new();
+    let b = || Base::new();
+    let table = base.heap_offset as u64;
+    let node = base.nodes[3];
+    let list = vec![
+        m(
+            "a legitimate pending batch: the head freed and unlinked",
+            move |i| free_head_batch(&b(), i, &[]),
+            Expect::Consistent,
+        ),
+        m(
+            "the same batch torn (bad CRC)",
+            move |i| {
+                free_head_batch(&b(), i, &[]);
+                i[BATCH_OFFSET + 20] ^= 1;
+            },
+            Expect::Consistent,
+        ),
+        m(
+            "a store into the chunk table",
+            move |i| {
+                let bytes = [0xff; 8];
+                free_head_batch(
+                    &b(),
+                    i,
+                    &[Entry::Store {
+                        dest: table,
+                        bytes: &bytes,
+                    }],
+                );
+            },
+            Expect::Refused(corrupt),
+        ),
+        m(
+            "a store into the header",
+            move |i| {
+                let bytes = [0xff; 8];
+                free_head_batch(
+                    &b(),
+                    i,
+                    &[Entry::Store {
+                        dest: 64,
+                        bytes: &bytes,
+                    }],
+                );
+            },
+            Expect::Refused(corrupt),
+        ),
+        m(
+            "a store past the pool's end",
+            move |i| {
+                let bytes = [0xff; 16];
+                let dest = SIZE as u64 - 8;
+                free_head_batch(
+                    &b(),
+                    i,
+                    &[Entry::Store {
+                        dest,
+                        bytes: &bytes,
+                    }],
+                );
+            },
+            Expect::Refused(corrupt),
+        ),
+        m(
+            "an allocation of a block between blocks",
+            move |i| {
+                let alloc = Entry::Alloc {
+                    block: node + 8,
+                    block_size: 64,
+                    value_len: 0,
+                    value_crc: 0,
+                };
+                free_head_batch(&b(), i, &[alloc]);
+            },
+            Expect::Refused(corrupt),
+        ),
+        m(
+            "an allocation whose value is longer than its block",
+            move |i| {
+                let alloc = Entry::Alloc {
+                    block: node,
+                    block_size: 64,
+                    value_len: 65,
+                    value_crc: 0,
+                };
+                free_head_batch(&b(), i, &[alloc]);
+            },
+            Expect::Refused(corrupt),
+        ),
+        m(
+            "a store into the block the batch allocates",
+            move |i| {
+                let bytes = [1; 8];
+                let alloc = Entry::Alloc {
+                    block: node,
+                    block_size: 64,
+                    value_len: 0,
+                    value_crc: 0,
+                };
+                let store = Entry::Store {
+                    dest: node + 8,
+                    bytes: &bytes,
+                };
+                free_head_batch(&b(), i, &[alloc, store]);
+            },
+            Expect::Refused(corrupt),
+        ),
+        m(
+            "an overflow to beyond the pool (no log)",
+            move |i| {
+                free_head_batch(
+                    &b(),
+                    i,
+                    &[Entry::Overflow {
+                        extent: u64::MAX - 8,
+                    }],
+                )
+            },
+            Expect::Consistent,
+        ),
+        m(
+            "an unknown entry kind (no log)",
+            move |i| {
+                free_head_batch(&b(), i, &[]);
+                i[BATCH_OFFSET + 16] = 7;
+                pmem_typed::format::batch::reseal(i);
+            },
+            Expect::Consistent,
+        ),
+        m(
+            "a batch log next to a chunk of unknown kind",
+            move |i| {
+                let base = b();
+                free_head_batch(&base, i, &[]);
+                put_u64(i, base.heap_offset + 13 * LINE, 0x7f);
+            },
+            Expect::Refused(corrupt),
+        ),
+    ];
+    run_cases(&cases(&base, list));
 }
 
 #[test]
@@ -1378,7 +1541,7 @@ proptest! {
     #[test]
     fn random_damage_is_refused_or_survived(
         flips in prop::collection::vec((offsets(), 1u8..), 1..12),
-        reseal in 0u8..8,
+        reseal in 0u8..16,
         pending in any::<bool>(),
     ) {
         let base = base();
@@ -1404,6 +1567,15 @@ proptest! {
                     put_line(&mut image, slot, line);
                 }
             }
+        }
+        if reseal & 8 != 0 {
+            if pending {
+                free_head_batch(base, &mut image, &[]);
+                for &(at, xor) in &flips {
+                    image[at] ^= xor;
+                }
+            }
+            pmem_typed::format::batch::reseal(&mut image);
         }
         let what = format!("flips {flips:x?}, reseal {reseal}, pending {pending}");
         let case = Case { what, image, expect: Expect::Either };

@@ -84,11 +84,11 @@
 //!   linked (`Pool::publish`) before it is written through `get_mut`: in
 //!   program order, so under eADR too. Twin: written (the guard persists
 //!   it), then linked.
-//! - `torn_pslice_set`: a 16-byte `PSlice` field replaced with `Pool::set`,
-//!   which stores its offset and length as one step of two words: a crash
-//!   can pair the new offset with the old length, within the step, so under
-//!   eADR too. Twin: the slice in a holder that is written (torn or not,
-//!   unreachable) and persisted, then published by an 8-byte pointer.
+//! - `torn_pslice_set`: a 16-byte `PSlice` field replaced through a guard
+//!   (`get_mut`), which stores its offset and length as one step of two
+//!   words: a crash can pair the new offset with the old length, within the
+//!   step, so under eADR too. Twin: `Pool::set`, which logs a value wider
+//!   than 8 bytes (a batch of one store) so that it cannot tear.
 //! - `flush_range_misses_last_line`: a record that spans two lines, flushed
 //!   with one line from its line-aligned start, then counted by a flag.
 //!   Twin: the record's own range.
@@ -1537,25 +1537,14 @@ mod publish {
     }
 }
 
-/// The twin's publication of `torn_pslice_set`: the slice behind a pointer.
-#[derive(Clone, Copy, Persist)]
-#[repr(C)]
-struct SliceHolder {
-    data: PSlice<u64>,
-}
-
 /// The root of `torn_pslice_set`.
 #[derive(Clone, Copy, Persist)]
 #[repr(C)]
 struct SliceRoot {
-    /// The bug's current version, replaced with `Pool::set`.
+    /// The current version.
     data: PSlice<u64>,
-    /// The twin's current version.
-    holder: PPtr<SliceHolder>,
     /// Version `j`'s block (`j + 1` elements), allocated by the set-up.
     blocks: PSlice<PSlice<u64>>,
-    /// The twin's holder of version `j`, allocated by the set-up.
-    holders: PSlice<SliceHolder>,
 }
 
 mod torn_slice {
@@ -1578,7 +1567,7 @@ mod torn_slice {
             .collect()
     }
 
-    fn scenario(ops: &[u64], holder: bool) -> Scenario<'static> {
+    fn scenario(ops: &[u64], logged: bool) -> Scenario<'static> {
         let versions: Vec<Vec<u64>> = std::iter::once(version(0, 0))
             .chain(
                 ops.iter()
@@ -1592,9 +1581,7 @@ mod torn_slice {
             .setup(|m| {
                 let root = SliceRoot {
                     data: PSlice::empty(),
-                    holder: PPtr::null(),
                     blocks: PSlice::empty(),
-                    holders: PSlice::empty(),
                 };
                 let mut pool = Pool::create_on(m, "slices", root)?;
                 let root = pool.root().fields();
@@ -1603,33 +1590,24 @@ mod torn_slice {
                     let dest = blocks.at(j as u64).ok_or("no block")?;
                     pool.alloc_slice_zeroed(dest, j as u64 + 1)?;
                 }
-                let holders = pool.alloc_slice_zeroed(root.holders, VERSIONS as u64)?;
                 let first = pool.get_slice(blocks)?[0];
                 pool.copy_to_slice(first, 0, &version(0, 0))?;
                 pool.set(root.data, first)?;
-                let first_holder = holders.at(0).ok_or("no holder")?;
-                pool.set(first_holder, SliceHolder { data: first })?;
-                pool.publish(root.holder, first_holder)?;
                 Ok(())
             })
             .run(move |m| {
                 let mut pool = open(m)?;
                 let root = pool.root().fields();
-                let SliceRoot {
-                    blocks, holders, ..
-                } = *pool.get(pool.root())?;
+                let blocks = pool.get(pool.root())?.blocks;
                 for (j, values) in written.iter().enumerate().skip(1) {
                     let block = pool.get_slice(blocks)?[j];
                     pool.get_slice_mut(block)?.copy_from_slice(values);
-                    if holder {
-                        // Torn or not, the holder is unreachable until the
-                        // 8-byte pointer swings to it.
-                        let next = holders.at(j as u64).ok_or("no holder")?;
-                        pool.set(next.fields().data, block)?;
-                        pool.publish(root.holder, next)?;
+                    if logged {
+                        // Logged, then written: the old slice or the new.
+                        pool.set(root.data, block)?;
                     } else {
                         // The bug: offset and length, two words, one step.
-                        pool.set(root.data, block)?;
+                        pool.get_mut(pool.root())?.data = block;
                     }
                 }
                 Ok(())
@@ -1641,11 +1619,7 @@ mod torn_slice {
             .check(move |m| {
                 let pool = open(m)?;
                 let root = pool.get(pool.root())?;
-                let current = if holder {
-                    pool.get(root.holder)?.data
-                } else {
-                    root.data
-                };
+                let current = root.data;
                 let values = pool.get_slice(current)?;
                 if versions.iter().any(|v| v[..] == *values) {
                     Ok(())

@@ -340,6 +340,76 @@ impl<'a> Entry<'a> {
     }
 }
 
+/// Writes a batch log of `entries` numbered `seq` into `page` (a pool's
+/// first page or more), sealed with its CRC, as a publish leaves it before
+/// its commit fence. For tests and tools that build logs by hand; entries
+/// beyond [`INLINE_BYTES`] are written past the first page's end, so a
+/// longer log needs an extent instead.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::format::batch::{BATCH_OFFSET, BatchHeader, Entry, write_log};
+/// use zerocopy::TryFromBytes;
+///
+/// let mut page = vec![0u8; 4096];
+/// write_log(&mut page, 3, &[Entry::Store { dest: 4096, bytes: &[1; 8] }]);
+/// let (header, entries) = BatchHeader::try_read_from_prefix(&page[BATCH_OFFSET..]).unwrap();
+/// assert_eq!((header.seq.get(), header.bytes.get()), (3, 24));
+/// assert!(header.seals(&entries[..24]));
+/// ```
+pub fn write_log(page: &mut [u8], seq: u32, entries: &[Entry<'_>]) {
+    let mut bytes = Vec::new();
+    for entry in entries {
+        entry.encode(&mut bytes);
+    }
+    let header = BatchHeader {
+        kind: LogKind::Batch,
+        seq: seq.into(),
+        bytes: (bytes.len() as u32).into(),
+        ..BatchHeader::new_zeroed()
+    }
+    .sealed(&bytes);
+    let at = BATCH_OFFSET + size_of::<BatchHeader>();
+    page[BATCH_OFFSET..at].copy_from_slice(header.as_bytes());
+    page[at..at + bytes.len()].copy_from_slice(&bytes);
+}
+
+/// Recomputes the CRC of the batch log in `page` (a pool's first page or
+/// more) over the entries its header counts that lie in the first page, so
+/// that damage behind the CRC is what a reader finds. A header whose kind
+/// does not decode is sealed all the same, through its bytes.
+///
+/// # Examples
+///
+/// ```
+/// use pmem_typed::format::batch::{BATCH_OFFSET, BatchHeader, Entry, reseal, write_log};
+/// use zerocopy::TryFromBytes;
+///
+/// let mut page = vec![0u8; 4096];
+/// write_log(&mut page, 3, &[Entry::Free { block: 1 << 16, block_size: 64 }]);
+/// page[BATCH_OFFSET + 24] ^= 1; // the block
+/// reseal(&mut page);
+/// let (header, entries) = BatchHeader::try_read_from_prefix(&page[BATCH_OFFSET..]).unwrap();
+/// assert!(header.seals(&entries[..24]));
+/// ```
+pub fn reseal(page: &mut [u8]) {
+    let at = BATCH_OFFSET + size_of::<BatchHeader>();
+    let Some(head) = page.get(BATCH_OFFSET..at) else {
+        return;
+    };
+    let bytes = u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize;
+    let end = at + bytes.min(INLINE_BYTES);
+    let Some(entries) = page.get(at..end) else {
+        return;
+    };
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&head[..12]);
+    hasher.update(entries);
+    let crc = hasher.finalize();
+    page[BATCH_OFFSET + 12..at].copy_from_slice(&crc.to_le_bytes());
+}
+
 const _: () = assert!(size_of::<BatchHeader>() == 16);
 const _: () = assert!(BLOCK_ENTRY_LEN == 24 && OVERFLOW_ENTRY_LEN == 16);
 const _: () = assert!(size_of::<BatchHeader>() + BLOCK_ENTRY_LEN + store_entry_len(8) == LINE);

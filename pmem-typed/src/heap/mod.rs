@@ -19,6 +19,8 @@ pub(crate) mod classes;
 pub(crate) mod reserve;
 mod stats;
 
+use std::collections::HashMap;
+
 use zerocopy::IntoBytes;
 use zerocopy::little_endian::U64;
 
@@ -74,6 +76,10 @@ pub(crate) struct Heap {
     with_room: [Vec<u32>; SIZE_CLASSES.len()],
     /// Where to start looking for a free chunk.
     free_hint: usize,
+    /// Blocks an open batch holds, allocated nowhere durable yet: by chunk
+    /// (global index), the bits of its held small blocks, or all bits for a
+    /// chunk of a held run.
+    held: HashMap<usize, [u64; 4]>,
 }
 
 impl Heap {
@@ -229,6 +235,7 @@ impl Heap {
             chunks,
             with_room,
             free_hint: 0,
+            held: HashMap::new(),
         })
     }
 
@@ -275,6 +282,42 @@ impl Heap {
             }
             _ => Err(not()),
         }
+    }
+
+    /// The allocated block holding `len` bytes at `offset`, as (offset,
+    /// size), if one holds them all.
+    pub(crate) fn block_containing<M: Medium>(
+        &self,
+        medium: &M,
+        offset: u64,
+        len: u64,
+    ) -> Option<(u64, u64)> {
+        let (zone, mut index) = self.geometry.locate(offset as usize)?;
+        let zone_start = zone * self.geometry.zone_chunks;
+        // A run's tail belongs to the head before it.
+        while self.chunks[zone_start + index]?.kind == ChunkKind::RunTail {
+            index = index.checked_sub(1)?;
+        }
+        let info = self.chunks[zone_start + index]?;
+        let chunk_start = self.geometry.chunk_offset(zone, index) as u64;
+        let (block, size) = match info.kind {
+            ChunkKind::Small => {
+                let size = SIZE_CLASSES[usize::from(info.class)] as u64;
+                let bit = (offset - chunk_start) / size;
+                // SAFETY: the descriptor of an existing chunk is inside the pool.
+                let bitmap =
+                    unsafe { read_bitmap(medium, self.geometry.descriptor_offset(zone, index)) };
+                if bit as usize >= blocks_per_chunk(usize::from(info.class))
+                    || !is_set(&bitmap, bit as usize)
+                {
+                    return None;
+                }
+                (chunk_start + bit * size, size)
+            }
+            ChunkKind::Run => (chunk_start, u64::from(info.run) * CHUNK as u64),
+            _ => return None,
+        };
+        (offset.checked_add(len)? <= block + size).then_some((block, size))
     }
 
     /// Every allocated block, as (offset, size), in address order.

@@ -64,8 +64,13 @@ impl Heap {
             }
             let (zone, index) = self.position(global);
             // SAFETY: the descriptor of an existing chunk is inside the pool.
-            let bitmap =
+            let mut bitmap =
                 unsafe { read_bitmap(medium, self.geometry.descriptor_offset(zone, index)) };
+            if let Some(held) = self.held.get(&global) {
+                for (word, held) in bitmap.iter_mut().zip(held) {
+                    *word |= held;
+                }
+            }
             if let Some(bit) = first_clear_bit(&bitmap, blocks) {
                 let offset = self.geometry.chunk_offset(zone, index) + bit * SIZE_CLASSES[class];
                 return Ok(Reservation {
@@ -135,7 +140,7 @@ impl Heap {
             // zero, so whoever takes it overwrites its state with one store.
             let free = self.chunks[global].is_some_and(|c| {
                 c.kind == ChunkKind::Free || c.kind == ChunkKind::Small && c.used == 0
-            });
+            }) && !self.held.contains_key(&global);
             if !free || (run_len > 0 && global % zone_chunks == 0) {
                 run_len = 0;
             }
@@ -168,6 +173,62 @@ impl Heap {
                 .min(self.geometry.chunks_in_zone(0))
                 * CHUNK) as u64,
         }
+    }
+
+    /// Holds a reserved block for an open batch: until it is released,
+    /// [`reserve`](Self::reserve) chooses other blocks. Nothing durable
+    /// changes: after a crash the block is free again.
+    pub(crate) fn hold(&mut self, block: Reservation) {
+        self.mark_held(block, true);
+    }
+
+    /// Releases a block [`hold`](Self::hold) held: the batch that held it
+    /// published it (and `note_applied` counted it) or gave it up.
+    pub(crate) fn release(&mut self, block: Reservation) {
+        self.mark_held(block, false);
+    }
+
+    fn mark_held(&mut self, block: Reservation, held: bool) {
+        let Some((zone, index)) = self.geometry.locate(block.offset as usize) else {
+            return;
+        };
+        let global = zone * self.geometry.zone_chunks + index;
+        if let Some(class) = class_of_block(block.size) {
+            let bit = (block.offset as usize - self.geometry.chunk_offset(zone, index))
+                / SIZE_CLASSES[class];
+            let bits = self.held.entry(global).or_default();
+            if held {
+                bits[bit / 64] |= 1 << (bit % 64);
+            } else {
+                bits[bit / 64] &= !(1 << (bit % 64));
+                if *bits == [0; 4] {
+                    self.held.remove(&global);
+                }
+                // It may have looked full while the block was held. (Kept
+                // off the top twice: batches release the chunk they took from.)
+                if self.with_room[class].last() != Some(&(global as u32)) {
+                    self.with_room[class].push(global as u32);
+                }
+            }
+        } else {
+            let run = (block.size / CHUNK as u64) as usize;
+            for chunk in global..global + run {
+                if held {
+                    self.held.insert(chunk, [u64::MAX; 4]);
+                } else {
+                    self.held.remove(&chunk);
+                }
+            }
+            if !held {
+                self.free_hint = self.free_hint.min(global);
+            }
+        }
+    }
+
+    /// Whether any block is held.
+    #[cfg(test)]
+    pub(crate) fn holds_any(&self) -> bool {
+        !self.held.is_empty()
     }
 
     /// Records in the volatile state that `change` was applied.

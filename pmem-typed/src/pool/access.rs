@@ -332,13 +332,17 @@ impl<R: Persist, M: Medium> Pool<R, M> {
         })
     }
 
-    /// Stores `value` at `ptr` and persists exactly its cache lines. A value
+    /// Stores `value` at `ptr` and persists it, failure-atomically: after a
+    /// crash `*ptr` holds the old value or the new one, never a mix. A value
     /// of 8 bytes or less that does not cross an 8-byte boundary (every such
-    /// field the derive accepts) is written by one 8-byte store, so it is
-    /// failure-atomic; larger values may be torn by a crash.
+    /// field the derive accepts) is written by one 8-byte store and its line
+    /// flushed, with one fence. A larger value (a [`PSlice`], a whole
+    /// struct) goes through a [`Batch`](crate::Batch) of one store: logged,
+    /// then written, with two fences.
     ///
     /// # Errors
-    /// [`Error::BadPointer`].
+    /// [`Error::BadPointer`]; [`Error::OutOfSpace`] if a value too large for
+    /// the log's first page finds no heap space to log it in.
     ///
     /// # Examples
     ///
@@ -386,11 +390,9 @@ impl<R: Persist, M: Medium> Pool<R, M> {
             // SAFETY: as above; `&mut self` excludes any reference to the word.
             unsafe { self.medium.store_u64(word, u64::from_ne_bytes(bytes)) };
             self.medium.persist(offset, size);
-        } else {
-            // SAFETY: in bounds (resolved); `&mut self` excludes any reference to the bytes.
-            unsafe { self.medium.write(offset, bytemuck::bytes_of(&value), false) };
-            // `write` flushed its lines already: only the fence is left.
-            self.medium.fence();
+        } else if size > 0 {
+            // Too wide for one store: logged, so that it cannot tear.
+            self.store_atomically(offset, bytemuck::bytes_of(&value))?;
         }
         Ok(())
     }

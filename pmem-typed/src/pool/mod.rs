@@ -9,6 +9,7 @@
 
 mod access;
 mod alloc;
+mod batch;
 mod grow;
 mod open;
 
@@ -21,6 +22,7 @@ use crate::pptr::PPtr;
 use crate::redo::RedoLog;
 use crate::resolve::UserData;
 
+pub use batch::Batch;
 pub(crate) use open::{precheck_file, read_header};
 
 /// What a pool's header records, for display and inspection.
@@ -184,6 +186,8 @@ pub struct Pool<R, M: Medium = FileMedium> {
     redo: RedoLog,
     /// Lent to guards for their snapshots, so that taking one allocates nothing.
     scratch: Vec<u8>,
+    /// Kept between batches, so that a batch allocates nothing once grown.
+    batch_parts: batch::BatchParts,
     _root: PhantomData<fn() -> R>,
 }
 

@@ -387,6 +387,7 @@ impl<R: Persist, M: Medium> Pool<R, M> {
             slot,
             redo: RedoLog::starting_at(next_seq),
             scratch: Vec::new(),
+            batch_parts: Default::default(),
             _root: PhantomData,
         })
     }

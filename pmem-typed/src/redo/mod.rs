@@ -23,6 +23,7 @@
 //! stale record replayed later would undo that.
 
 pub(crate) mod apply;
+pub(crate) mod batch;
 pub(crate) mod recover;
 
 pub(crate) use apply::{BlockChange, apply, replayed, validate};
@@ -47,6 +48,14 @@ impl RedoLog {
     /// A log whose next record is numbered `seq` and goes to slot 0.
     pub(crate) fn starting_at(seq: u32) -> Self {
         Self { slot: 0, seq }
+    }
+
+    /// The next sequence number, for a record or a batch, which the one
+    /// after it follows.
+    pub(crate) fn take_seq(&mut self) -> u32 {
+        let seq = self.seq;
+        self.seq = seq.wrapping_add(1);
+        seq
     }
 
     /// Writes, applies and clears a redo record: two fences.
@@ -90,7 +99,7 @@ impl RedoLog {
             medium.fill(at, 0, LINE, false);
         }
         self.slot = (self.slot + 1) % REDO_SLOTS;
-        self.seq = self.seq.wrapping_add(1);
+        self.take_seq();
         heap.note_applied(&BlockChange::of(&record));
     }
 }

@@ -1,13 +1,15 @@
-//! Recovery at open: finishing or rolling back the operation an
-//! interrupted allocation or free left in the redo records.
+//! Recovery at open: finishing or rolling back the operations interrupted
+//! allocations, frees and batches left in the redo records and the batch log.
 
 use crate::error::{Error, Expected, Result, Structure};
+use crate::format::batch::BATCH_OFFSET;
 use crate::format::heap::Geometry;
 use crate::format::redo::{RedoKind, RedoRecord, kind_word, line_crc, stored_crc};
 use crate::format::{LINE, REDO_OFFSET, REDO_SLOTS};
 use crate::heap::{DescriptorWords, Heap};
 use crate::medium::{Medium, read, read_bytes};
 
+use super::batch::{BatchLine, LoggedBatch, read_log};
 use super::{BlockChange, apply, replayed, validate};
 
 /// What a redo record slot's line holds, before its record is decoded.
@@ -96,84 +98,138 @@ pub(crate) fn value_intact<M: Medium>(medium: &M, record: &RedoRecord) -> bool {
     crc32fast::hash(value) == record.value_crc.get()
 }
 
-/// Finishes or rolls back the operation an interrupted allocation or free
-/// left in the redo record. Its writes are persisted before the record is
-/// cleared, so a crash during recovery only repeats it. Returns the next
-/// record's sequence number and the heap as recovery leaves it.
+/// A log found whole at open: a redo record or a batch.
+enum Logged {
+    Record { slot: usize, line: [u8; LINE] },
+    Batch(LoggedBatch),
+}
+
+impl Logged {
+    fn seq(&self) -> u32 {
+        match self {
+            Self::Record { line, .. } => {
+                let at = core::mem::offset_of!(RedoRecord, seq);
+                u32::from_le_bytes([line[at], line[at + 1], line[at + 2], line[at + 3]])
+            }
+            Self::Batch(batch) => batch.seq,
+        }
+    }
+}
+
+/// What recovery replays.
+enum Replay<'a> {
+    Record(RedoRecord),
+    Batch(&'a LoggedBatch),
+}
+
+/// Finishes or rolls back the operations interrupted allocations, frees
+/// and batches left in the redo records and the batch log. Their writes are
+/// persisted before the logs are cleared, so a crash during recovery only
+/// repeats it. Returns the next log's sequence number and the heap as
+/// recovery leaves it.
 ///
 /// # Errors
-/// [`Error::Corrupt`] for a record that makes no sense, or chunk tables that
+/// [`Error::Corrupt`] for a log that makes no sense, or chunk tables that
 /// are inconsistent (after the replay); nothing has been written then.
 pub(crate) fn recover<M: Medium>(medium: &M, geometry: &Geometry) -> Result<(u32, Heap)> {
     // SAFETY: `read_header` checked the medium holds a page; the pool is not
     // open yet, so nothing references its header.
     let lines: [[u8; LINE]; REDO_SLOTS] =
         core::array::from_fn(|slot| unsafe { read_line(medium, slot) });
-    // A record that fails its CRC was torn while being written: no record.
-    let mut valid: Vec<(usize, [u8; LINE])> = lines
+    // SAFETY: as above.
+    let batch_line = unsafe { read_log(medium, geometry) };
+    // A log that fails its CRC was torn while being written: no log.
+    let mut valid: Vec<Logged> = lines
         .iter()
         .enumerate()
         .filter_map(|(slot, line)| match RecordLine::of(*line) {
-            RecordLine::Whole(line) => Some((slot, line)),
+            RecordLine::Whole(line) => Some(Logged::Record { slot, line }),
             RecordLine::Empty | RecordLine::Torn => None,
         })
         .collect();
-    let seq = |line: &[u8; LINE]| {
-        let at = core::mem::offset_of!(RedoRecord, seq);
-        u32::from_le_bytes([line[at], line[at + 1], line[at + 2], line[at + 3]])
-    };
-    // Oldest first. At most two are valid, with consecutive sequence numbers
-    // (modulo 2^32): the newer is the one whose successor the other is not.
-    if let [(_, a), (_, b)] = valid.as_slice()
-        && seq(a) == seq(b).wrapping_add(1)
-    {
-        valid.swap(0, 1);
+    let batch_torn = batch_line == BatchLine::Torn;
+    if let BatchLine::Whole(batch) = batch_line {
+        valid.push(Logged::Batch(batch));
     }
-    let next_seq = valid
-        .last()
-        .map_or(1, |(_, line)| seq(line).wrapping_add(1));
+    // Oldest first. The logs in flight have consecutive sequence numbers
+    // (modulo 2^32): ordered by their distance from the first one's.
+    if let Some(first) = valid.first().map(Logged::seq) {
+        valid.sort_by_key(|log| log.seq().wrapping_sub(first) as i32);
+    }
+    let next_seq = valid.last().map_or(1, |log| log.seq().wrapping_add(1));
 
     // Everything is checked before anything is written, the chunk tables as
     // the replay will leave them included: a refused open leaves the pool as
     // it found it.
     let mut replay = Vec::new();
-    for (slot, line) in &valid {
-        let record = decode_valid(medium, geometry, *slot, line)?;
-        if value_intact(medium, &record) {
-            replay.push(record);
+    for log in &valid {
+        match log {
+            Logged::Record { slot, line } => {
+                let record = decode_valid(medium, geometry, *slot, line)?;
+                if value_intact(medium, &record) {
+                    replay.push(Replay::Record(record));
+                }
+            }
+            Logged::Batch(batch) => {
+                batch.validate(medium, geometry)?;
+                if batch.values_intact(medium) {
+                    replay.push(Replay::Batch(batch));
+                }
+            }
         }
     }
+    let changes: Vec<BlockChange> = replay
+        .iter()
+        .flat_map(|log| match log {
+            Replay::Record(record) => vec![BlockChange::of(record)],
+            Replay::Batch(batch) => batch.block_changes().collect(),
+        })
+        .collect();
     let heap = Heap::load_from(*geometry, |at| {
         // SAFETY: `load_from` asks only for descriptors of existing chunks,
         // which lie inside the pool.
         let words: DescriptorWords = unsafe { read(medium, at) };
-        replay.iter().fold(words, |words, record| {
-            replayed(geometry, &BlockChange::of(record), at, words)
-        })
+        changes
+            .iter()
+            .fold(words, |words, change| replayed(geometry, change, at, words))
     })?;
-    for record in &replay {
+    for log in &replay {
         // SAFETY: validated; the pool is not open yet, so nothing references it.
-        unsafe { apply(medium, geometry, record) };
+        unsafe {
+            match log {
+                Replay::Record(record) => apply(medium, geometry, record),
+                Replay::Batch(batch) => batch.apply(medium, geometry),
+            }
+        }
     }
     if !replay.is_empty() {
         medium.fence();
     }
 
-    // Clear the valid records oldest first, each durably: were the newer
-    // clear to persist alone, the older record would later replay on its own
+    // Clear the valid logs oldest first, each durably: were the newer
+    // clear to persist alone, the older log would later replay on its own
     // and undo the newer operation. (The newest alone is harmless: it was
-    // applied last.) Then whatever else the slots hold.
-    let leftovers = (0..REDO_SLOTS)
-        .filter(|&slot| lines[slot] != [0; LINE] && !valid.iter().any(|(v, _)| *v == slot));
+    // applied last.) Then whatever else the slots and the batch log hold.
+    // Each is zeroed as a line, for the reason given in `RedoLog::run`.
+    let clear_at = |log: &Logged| match log {
+        Logged::Record { slot, .. } => REDO_OFFSET + slot * LINE,
+        Logged::Batch(_) => BATCH_OFFSET,
+    };
+    let torn_slots = (0..REDO_SLOTS).filter(|&slot| {
+        lines[slot] != [0; LINE]
+            && !valid
+                .iter()
+                .any(|log| matches!(log, Logged::Record { slot: s, .. } if *s == slot))
+    });
     let order: Vec<usize> = valid
         .iter()
-        .map(|(slot, _)| *slot)
-        .chain(leftovers)
+        .map(clear_at)
+        .chain(torn_slots.map(|slot| REDO_OFFSET + slot * LINE))
+        .chain(batch_torn.then_some(BATCH_OFFSET))
         .collect();
-    for slot in order {
-        // Zeroed whole, for the reason given in `RedoLog::run`.
-        // SAFETY: the record slot is inside the first page and unreferenced.
-        unsafe { medium.fill(REDO_OFFSET + slot * LINE, 0, LINE, false) };
+    for at in order {
+        // SAFETY: every log line is inside the first page and unreferenced.
+        unsafe { medium.fill(at, 0, LINE, false) };
         medium.fence();
     }
     Ok((next_seq, heap))
