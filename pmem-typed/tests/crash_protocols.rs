@@ -456,3 +456,237 @@ fn emptied_chunk_changes_class_after_a_free() {
         .labels(pool_labels::<Root>);
     explore_all(&scenario);
 }
+
+/// The list and the numbers, as a batch's invariant sees them.
+fn list_and_numbers(
+    pool: &SimPool<'_>,
+) -> Result<(Vec<u64>, Vec<u64>), Box<dyn std::error::Error>> {
+    let numbers = pool.get_slice(pool.get(pool.root())?.numbers)?.to_vec();
+    Ok((list(pool)?, numbers))
+}
+
+/// Fails unless the pool is in one of `states` (list, numbers).
+fn one_of(pool: &SimPool<'_>, states: &[(&[u64], &[u64])]) -> StepResult {
+    let (values, numbers) = list_and_numbers(pool)?;
+    if states
+        .iter()
+        .any(|(l, n)| *l == values.as_slice() && *n == numbers.as_slice())
+    {
+        Ok(())
+    } else {
+        Err(format!("list {values:?} with numbers {numbers:?} is no state of the program").into())
+    }
+}
+
+/// Prepares the list [1].
+fn list_of_one(pool: &mut SimPool<'_>) -> StepResult {
+    pool.alloc(pool.root().fields().head, node(1))?;
+    Ok(())
+}
+
+#[test]
+fn batch_publish_is_all_or_nothing() {
+    // A batch replaces the list [1] by [3, 2] and sets the numbers (a
+    // 16-byte slice, allocated in the batch); a second batch pushes 4 and
+    // empties the numbers; then a single allocation pushes 5, its redo
+    // record ordered after the batch log.
+    let scenario = pool_scenario(
+        list_of_one,
+        |pool| {
+            let root = pool.root().fields();
+            let old = pool.get(pool.root())?.head;
+            let mut batch = pool.batch();
+            let two = batch.alloc(node(2))?;
+            let three = batch.alloc(Node {
+                next: two,
+                ..node(3)
+            })?;
+            let numbers = batch.alloc_slice(&[7, 8])?;
+            batch.set(root.head, three)?;
+            batch.set(root.numbers, numbers)?;
+            batch.free(old)?;
+            batch.publish();
+
+            let mut batch = pool.batch();
+            let four = batch.alloc(Node {
+                next: three,
+                ..node(4)
+            })?;
+            batch.set(root.head, four)?;
+            batch.set(root.numbers, PSlice::empty())?;
+            batch.free_slice(numbers)?;
+            batch.publish();
+
+            pool.alloc(
+                root.head,
+                Node {
+                    next: four,
+                    ..node(5)
+                },
+            )?;
+            Ok(())
+        },
+        |pool| {
+            one_of(
+                pool,
+                &[
+                    (&[1], &[]),
+                    (&[3, 2], &[7, 8]),
+                    (&[4, 3, 2], &[]),
+                    (&[5, 4, 3, 2], &[]),
+                ],
+            )
+        },
+    );
+    for summary in explore_all(&scenario) {
+        assert!(
+            summary.images > 10 && summary.recovery_images > 0,
+            "{summary}"
+        );
+    }
+}
+
+#[test]
+fn a_cancelled_or_dropped_batch_leaves_nothing_after_a_crash() {
+    let scenario = pool_scenario(
+        list_of_one,
+        |pool| {
+            let root = pool.root().fields();
+            let mut batch = pool.batch();
+            let n = batch.alloc(node(8))?;
+            batch.set(root.head, n)?;
+            batch.cancel();
+            {
+                let mut batch = pool.batch();
+                let numbers = batch.alloc_slice_zeroed::<u64>(100)?;
+                batch.set(root.numbers, numbers)?;
+            }
+            // The released block is taken again.
+            let head = pool.get(pool.root())?.head;
+            pool.alloc(
+                root.head,
+                Node {
+                    next: head,
+                    ..node(5)
+                },
+            )?;
+            Ok(())
+        },
+        |pool| one_of(pool, &[(&[1], &[]), (&[5, 1], &[])]),
+    );
+    for summary in explore_all(&scenario) {
+        assert!(summary.images > 5, "{summary}");
+    }
+}
+
+#[test]
+fn a_batch_out_of_space_midway_publishes_nothing_it_gathered() {
+    let scenario = pool_scenario(
+        list_of_one,
+        |pool| {
+            let root = pool.root().fields();
+            let mut batch = pool.batch();
+            let head = batch.alloc(node(2))?;
+            batch.set(root.head, head)?;
+            let err = loop {
+                if let Err(e) = batch.alloc_slice_zeroed::<u64>(1024) {
+                    break e;
+                }
+            };
+            if !matches!(err, Error::OutOfSpace { .. }) {
+                return Err(format!("expected OutOfSpace, got {err}").into());
+            }
+            batch.cancel();
+            let mut batch = pool.batch();
+            let old = pool_head(&batch)?;
+            let nine = batch.alloc(Node {
+                next: old,
+                ..node(9)
+            })?;
+            batch.set(root.head, nine)?;
+            batch.publish();
+            Ok(())
+        },
+        |pool| one_of(pool, &[(&[1], &[]), (&[9, 1], &[])]),
+    );
+    for summary in explore_all(&scenario) {
+        assert!(summary.images > 5, "{summary}");
+    }
+}
+
+/// The list's head, read through a batch.
+fn pool_head(
+    batch: &pmem_typed::Batch<'_, Root, &mut SimMedium>,
+) -> pmem_typed::Result<PPtr<Node>> {
+    Ok(batch.get(batch.root())?.head)
+}
+
+#[test]
+fn a_store_whose_log_overflows_the_first_page_is_all_or_nothing() {
+    // One store of 1 800 bytes: past the first page's 1 776 bytes of log,
+    // so the log continues in a held extent. Twice, the second log's
+    // extent taken where the first one's was.
+    const N: usize = 225;
+    let scenario = pool_scenario(
+        |pool| {
+            pool.alloc_slice_zeroed(pool.root().fields().numbers, N as u64)?;
+            Ok(())
+        },
+        |pool| {
+            let numbers = pool.get(pool.root())?.numbers;
+            let whole: PPtr<[u64; N]> = PPtr::from_offset(numbers.offset());
+            for v in 1..=2 {
+                pool.set(whole, [v; N])?;
+            }
+            Ok(())
+        },
+        |pool| {
+            let numbers = pool.get_slice(pool.get(pool.root())?.numbers)?;
+            if numbers.len() == N && numbers.iter().all(|&v| v == numbers[0] && v <= 2) {
+                Ok(())
+            } else {
+                Err(format!("numbers {numbers:?}").into())
+            }
+        },
+    );
+    for summary in explore_all(&scenario) {
+        assert!(
+            summary.images > 5 && summary.recovery_images > 0,
+            "{summary}"
+        );
+    }
+}
+
+#[test]
+fn a_wide_set_is_failure_atomic() {
+    // The whole root, 48 bytes, in one `Pool::set`: logged, never torn.
+    let scenario = pool_scenario(
+        |_| Ok(()),
+        |pool| {
+            let root = pool.root();
+            let before = *pool.get(root)?;
+            for k in 1..=2 {
+                pool.set(
+                    root,
+                    Root {
+                        counter: k,
+                        flag: k,
+                        ..before
+                    },
+                )?;
+            }
+            Ok(())
+        },
+        |pool| {
+            let r = pool.get(pool.root())?;
+            if r.counter == r.flag && r.counter <= 2 {
+                Ok(())
+            } else {
+                Err(format!("counter {} with flag {}", r.counter, r.flag).into())
+            }
+        },
+    );
+    for summary in explore_all(&scenario) {
+        assert!(summary.images > 5, "{summary}");
+    }
+}
