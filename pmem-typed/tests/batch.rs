@@ -33,6 +33,17 @@ fn pool() -> Pool<Root, SimMedium> {
     Pool::create_on(SimMedium::new(1 << 20, 4 << 20), "batch", EMPTY).unwrap()
 }
 
+/// A pool whose list is one node, of key 1.
+fn pool_with_one_node() -> (Pool<Root, SimMedium>, PPtr<Node>) {
+    let mut pool = pool();
+    let node = Node {
+        key: 1,
+        next: PPtr::null(),
+    };
+    let node = pool.alloc(pool.root().fields().head, node).unwrap();
+    (pool, node)
+}
+
 fn reopen(pool: Pool<Root, SimMedium>) -> Pool<Root, SimMedium> {
     Pool::open_on(pool.into_medium(), "batch").unwrap()
 }
@@ -188,17 +199,8 @@ fn a_batch_that_runs_out_of_space_is_refused_before_anything_is_written() {
 
 #[test]
 fn stores_are_checked_like_every_access() {
-    let mut pool = pool();
+    let (mut pool, old) = pool_with_one_node();
     let root = pool.root().fields();
-    let old = pool
-        .alloc(
-            root.head,
-            Node {
-                key: 1,
-                next: PPtr::null(),
-            },
-        )
-        .unwrap();
     let mut batch = pool.batch();
     // Null, the header, out of bounds, misaligned: bad pointers.
     for bad in [0, 64, 8 << 20, PAGE as u64 + 1] {
@@ -236,17 +238,8 @@ fn stores_are_checked_like_every_access() {
 
 #[test]
 fn a_block_stored_into_or_pointed_to_cannot_then_be_freed() {
-    let mut pool = pool();
+    let (mut pool, a) = pool_with_one_node();
     let root = pool.root().fields();
-    let a = pool
-        .alloc(
-            root.head,
-            Node {
-                key: 1,
-                next: PPtr::null(),
-            },
-        )
-        .unwrap();
     let mut batch = pool.batch();
     batch.set(a.fields().key, 5).unwrap();
     assert!(matches!(batch.free(a), Err(Error::FreedInBatch { .. })));
